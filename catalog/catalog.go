@@ -1,0 +1,112 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// table locations
+	_ "github.com/jackc/pgx/v5/stdlib"             // driver "pgx"
+	"github.com/uptrace/bun/driver/sqliteshim"
+)
+
+// Name is the catalog name recorded in the catalog's own tables.
+const Name = "cdclake"
+
+// Options say where the catalog lives. The zero value is not usable:
+// URL and Warehouse are required.
+type Options struct {
+	// URL is a SQLite file path (or sqlite:// URL) or a postgres:// URL.
+	URL string
+	// Warehouse is the lake URL under which new tables are placed.
+	Warehouse string
+	// Props are passed to iceberg-go (for example s3.endpoint, s3.region).
+	Props map[string]string
+}
+
+// Catalog is the lake's metadata store.
+type Catalog struct {
+	ice     *sqlcat.Catalog
+	db      *sql.DB
+	dialect sqlcat.SupportedDialect
+}
+
+// Open opens (and on first use creates) the catalog.
+func Open(ctx context.Context, o Options) (*Catalog, error) {
+	driver, dsn, dialect, err := dataSource(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", Redact(o.URL), err)
+	}
+	props := iceberg.Properties{"warehouse": o.Warehouse}
+	for k, v := range o.Props {
+		props[k] = v
+	}
+	ice, err := sqlcat.NewCatalog(Name, db, dialect, props)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open iceberg catalog %s: %w", Redact(o.URL), err)
+	}
+	c := &Catalog{ice: ice, db: db, dialect: dialect}
+	if err := c.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Iceberg returns the Iceberg catalog holding the lake's tables.
+func (c *Catalog) Iceberg() icecat.Catalog { return c.ice }
+
+// Close releases the database connections.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+// dataSource turns a catalog URL into a database/sql driver and DSN.
+func dataSource(raw string) (driver, dsn string, dialect sqlcat.SupportedDialect, err error) {
+	switch {
+	case raw == "":
+		return "", "", "", errors.New("no catalog given (pass --catalog with a SQLite path or a postgres:// URL)")
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		return "pgx", raw, sqlcat.Postgres, nil
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(raw, "sqlite://"), "file://")
+	if strings.Contains(path, "://") {
+		return "", "", "", fmt.Errorf("catalog %q: unknown scheme (use a SQLite file path or a postgres:// URL)", Redact(raw))
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", "", "", fmt.Errorf("catalog path %q: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return "", "", "", fmt.Errorf("create catalog folder: %w", err)
+	}
+	dsn = "file:" + abs + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	return sqliteshim.ShimName, dsn, sqlcat.SQLite, nil
+}
+
+// Redact removes a password from a URL so it can be shown.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

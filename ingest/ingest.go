@@ -1,0 +1,136 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/ingest/pgarrow"
+)
+
+// Check connects to the source and verifies it can be replicated from,
+// without changing anything.
+func Check(ctx context.Context, o Options) error {
+	src, err := connect(ctx, o.Source)
+	if err != nil {
+		return err
+	}
+	defer src.conn.Close(context.Background())
+	return src.check(ctx, o.Tables)
+}
+
+// Run streams the source into the lake until ctx is cancelled (then it
+// flushes, commits, acknowledges and returns nil) or, with CatchUp, until
+// everything committed before the start is in the lake.
+func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
+	src, err := connect(ctx, o.Source)
+	if err != nil {
+		return err
+	}
+	defer src.conn.Close(context.Background())
+	o = o.withDefaults(src.cfg.Database)
+	if err := src.check(ctx, o.Tables); err != nil {
+		return err
+	}
+	createdPub, err := src.ensurePublication(ctx, o.Publication, o.Tables)
+	if err != nil {
+		return err
+	}
+	start, err := startPosition(ctx, src, cat, o)
+	if err != nil {
+		if createdPub {
+			src.dropPublication(context.Background(), o.Publication)
+		}
+		return err
+	}
+	repl, err := src.replication(ctx)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+
+	var target uint64
+	if o.CatchUp {
+		var lsn pglogrepl.LSN
+		if err := src.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&lsn); err != nil {
+			return fmt.Errorf("read current WAL position: %w", err)
+		}
+		target = uint64(lsn)
+	}
+	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", o.Publication)},
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
+			si, _ := src.slot(ctx, o.Slot)
+			return activeSlotError(o.Slot, si.pid)
+		}
+		return fmt.Errorf("start replication from slot %q: %w", o.Slot, err)
+	}
+	o.Logger.Info("streaming", "slot", o.Slot, "publication", o.Publication, "from_lsn", pglogrepl.LSN(start).String(), "catch_up", o.CatchUp)
+
+	sk := newSink(cat, o.Name, o.Hooks)
+	st := newStream(repl, newDecoder(pgarrow.NewRegistry(src.conn), sk.committedLSN), sk, o, start, target)
+	return st.run(ctx)
+}
+
+// startPosition reconciles the slot with the catalog's watermark, creating
+// the slot (and the source record) on first use, and returns the LSN to
+// stream from.
+func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Options) (uint64, error) {
+	rec, err := cat.Source(ctx, o.Name)
+	known := err == nil
+	if err != nil && !errors.Is(err, catalog.ErrNoSuchSource) {
+		return 0, err
+	}
+	si, err := src.slot(ctx, o.Slot)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case !si.exists && known && rec.LSN > 0:
+		return 0, fmt.Errorf("replication slot %q is missing but the lake holds source %q up to LSN %s: changes after it are lost (re-snapshot the source's tables, or remove the source from the catalog to start over)",
+			o.Slot, o.Name, pglogrepl.LSN(rec.LSN))
+	case !si.exists:
+		repl, err := src.replication(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer repl.Close(context.Background())
+		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, o.Slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		if err != nil {
+			return 0, fmt.Errorf("create replication slot %q: %w", o.Slot, err)
+		}
+		lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			return 0, fmt.Errorf("parse slot consistent point: %w", err)
+		}
+		o.Logger.Info("created replication slot", "slot", o.Slot, "lsn", lsn.String())
+		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: uint64(lsn)}); err != nil {
+			return 0, err
+		}
+		return uint64(lsn), nil
+	case si.plugin != "pgoutput":
+		return 0, fmt.Errorf("replication slot %q uses plugin %q, cdclake needs pgoutput (drop the slot or choose another --slot)", o.Slot, si.plugin)
+	case si.walStatus == "lost":
+		return 0, fmt.Errorf("replication slot %q was invalidated (wal_status lost: PostgreSQL removed WAL it still needed, see max_slot_wal_keep_size); changes are missing: drop the slot and re-snapshot the source's tables", o.Slot)
+	case si.active:
+		return 0, activeSlotError(o.Slot, si.pid)
+	case !known:
+		// the slot was created by a run that stopped before recording it
+		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: si.confirmed}); err != nil {
+			return 0, err
+		}
+		return si.confirmed, nil
+	case si.confirmed > rec.LSN:
+		return 0, fmt.Errorf("replication slot %q has confirmed LSN %s, past the lake's watermark %s for source %q: changes in between were acknowledged but are not in the lake (was the catalog restored from a backup? re-snapshot the source's tables)",
+			o.Slot, pglogrepl.LSN(si.confirmed), pglogrepl.LSN(rec.LSN), o.Name)
+	}
+	return rec.LSN, nil
+}

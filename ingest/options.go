@@ -1,0 +1,81 @@
+package ingest
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Options configure one source's ingest. The zero value of every field
+// but Source means its default.
+type Options struct {
+	// Source is the PostgreSQL URL of the database to read.
+	Source string
+	// Name names the source in the lake; default: the database name.
+	Name string
+	// Publication and Slot default to "cdclake_<name>".
+	Publication string
+	Slot        string
+	// Tables limits a publication cdclake creates (schema.table; a bare
+	// name means public). Empty: all tables.
+	Tables []string
+	// CatchUp stops after everything committed before the start is in
+	// the lake and acknowledged (batch mode).
+	CatchUp bool
+
+	// A batch is flushed when it holds FlushRows rows or FlushBytes bytes,
+	// or its oldest row is FlushAge old (defaults 200,000 rows, 64 MiB, 1 s).
+	FlushRows  int
+	FlushBytes int64
+	FlushAge   time.Duration
+	// MaxBufferBytes bounds what is buffered while a flush runs; above it
+	// receiving waits for the flush (default 4 × FlushBytes).
+	MaxBufferBytes int64
+	// StatusInterval is how often the position is reported to PostgreSQL
+	// (default 1 s); ProgressInterval how often progress is logged (5 s).
+	StatusInterval   time.Duration
+	ProgressInterval time.Duration
+	// IdleAckInterval is how often an idle source's watermark follows the
+	// server's WAL position, so the slot does not hold WAL (default 10 s).
+	IdleAckInterval time.Duration
+
+	Hooks  Hooks
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults(dbName string) Options {
+	if o.Name == "" {
+		o.Name = dbName
+	}
+	if o.Publication == "" {
+		o.Publication = slotName(o.Name)
+	}
+	if o.Slot == "" {
+		o.Slot = slotName(o.Name)
+	}
+	if o.FlushRows <= 0 {
+		o.FlushRows = 200_000
+	}
+	if o.FlushBytes <= 0 {
+		o.FlushBytes = 64 << 20
+	}
+	if o.FlushAge <= 0 {
+		o.FlushAge = time.Second
+	}
+	if o.MaxBufferBytes <= 0 {
+		o.MaxBufferBytes = 4 * o.FlushBytes
+	}
+	if o.StatusInterval <= 0 {
+		o.StatusInterval = time.Second
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = 5 * time.Second
+	}
+	if o.IdleAckInterval <= 0 {
+		o.IdleAckInterval = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "ingest", "source", o.Name)
+	return o
+}

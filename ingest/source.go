@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// source is a checked PostgreSQL database: a regular connection for
+// queries and the settings of its replication.
+type source struct {
+	cfg  *pgconn.Config
+	conn *pgx.Conn
+}
+
+// connect opens a regular connection and turns the usual failures into
+// one-line errors that say what to fix. The password never appears.
+func connect(ctx context.Context, url string) (*source, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("--source is not a valid PostgreSQL URL (want postgres://user@host:port/db): %s", redactErr(err, url))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectError(&cfg.Config, err)
+	}
+	return &source{cfg: &cfg.Config, conn: conn}, nil
+}
+
+func connectError(cfg *pgconn.Config, err error) error {
+	where := fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01", "28000":
+			return fmt.Errorf("PostgreSQL at %s rejected user %q: %s (check the user and password in --source or PGPASSWORD, and pg_hba.conf)", where, cfg.User, pgErr.Message)
+		case "3D000":
+			return fmt.Errorf("database %q does not exist on %s (create it or fix the database name in --source)", cfg.Database, where)
+		case "53300":
+			return fmt.Errorf("PostgreSQL at %s has no free connection slots (raise max_connections or max_wal_senders)", where)
+		}
+		return fmt.Errorf("connect to PostgreSQL at %s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)
+	}
+	var netErr net.Error
+	var opErr *net.OpError
+	if errors.As(err, &opErr) || errors.As(err, &netErr) || strings.Contains(err.Error(), "dial") {
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %s (check host and port in --source and that the server is running)", where, rootCause(err))
+	}
+	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, rootCause(err))
+}
+
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+func redactErr(err error, url string) string {
+	msg := err.Error()
+	if i := strings.Index(url, "@"); i > 0 {
+		msg = strings.ReplaceAll(msg, url[:i], "postgres://…")
+	}
+	return msg
+}
+
+// check verifies that the server can feed logical replication to this user.
+func (s *source) check(ctx context.Context, tables []string) error {
+	var level string
+	if err := s.conn.QueryRow(ctx, "SHOW wal_level").Scan(&level); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if level != "logical" {
+		return fmt.Errorf("wal_level is %q on the source, logical replication needs \"logical\" (run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL)", level)
+	}
+	var repl, super bool
+	if err := s.conn.QueryRow(ctx, "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user").Scan(&repl, &super); err != nil {
+		return fmt.Errorf("read role attributes: %w", err)
+	}
+	if !repl && !super {
+		return fmt.Errorf("user %q lacks the REPLICATION attribute (run ALTER ROLE %s REPLICATION as a superuser)", s.cfg.User, pgx.Identifier{s.cfg.User}.Sanitize())
+	}
+	for _, t := range tables {
+		var ok bool
+		if err := s.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t).Scan(&ok); err != nil {
+			return fmt.Errorf("look up table %s: %w", t, err)
+		}
+		if !ok {
+			return fmt.Errorf("table %s named in --tables does not exist in database %q (fix --tables)", t, s.cfg.Database)
+		}
+	}
+	return nil
+}
+
+// ensurePublication creates the publication when missing and reports
+// whether it did.
+func (s *source) ensurePublication(ctx context.Context, name string, tables []string) (bool, error) {
+	var exists bool
+	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", name).Scan(&exists); err != nil {
+		return false, fmt.Errorf("look up publication: %w", err)
+	}
+	if exists {
+		return false, nil
+	}
+	target := "ALL TABLES"
+	if len(tables) > 0 {
+		quoted := make([]string, len(tables))
+		for i, t := range tables {
+			quoted[i] = quoteQualified(t)
+		}
+		target = "TABLE " + strings.Join(quoted, ", ")
+	}
+	sql := fmt.Sprintf("CREATE PUBLICATION %s FOR %s WITH (publish_via_partition_root = true)", pgx.Identifier{name}.Sanitize(), target)
+	if _, err := s.conn.Exec(ctx, sql); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
+			return false, fmt.Errorf("user %q may not create publication %q: %s (create it as a superuser, or pass an existing one with --publication)", s.cfg.User, name, pgErr.Message)
+		}
+		return false, fmt.Errorf("create publication %q: %w", name, err)
+	}
+	return true, nil
+}
+
+func (s *source) dropPublication(ctx context.Context, name string) {
+	_, _ = s.conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize())
+}
+
+// quoteQualified quotes schema.table (a bare name means public).
+func quoteQualified(t string) string {
+	parts := strings.SplitN(t, ".", 2)
+	if len(parts) == 1 {
+		parts = []string{"public", parts[0]}
+	}
+	return pgx.Identifier(parts).Sanitize()
+}
+
+// slotInfo is a replication slot as pg_replication_slots shows it.
+type slotInfo struct {
+	exists    bool
+	plugin    string
+	confirmed uint64
+	active    bool
+	pid       int32
+	walStatus string
+}
+
+func (s *source) slot(ctx context.Context, name string) (slotInfo, error) {
+	var si slotInfo
+	var confirmed *string
+	var plugin, walStatus *string
+	var pid *int32
+	err := s.conn.QueryRow(ctx, `SELECT plugin, confirmed_flush_lsn::text, active, active_pid, wal_status
+		FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&plugin, &confirmed, &si.active, &pid, &walStatus)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return si, nil
+	}
+	if err != nil {
+		return si, fmt.Errorf("look up slot %q: %w", name, err)
+	}
+	si.exists = true
+	if plugin != nil {
+		si.plugin = *plugin
+	}
+	if walStatus != nil {
+		si.walStatus = *walStatus
+	}
+	if pid != nil {
+		si.pid = *pid
+	}
+	if confirmed != nil {
+		lsn, err := pglogrepl.ParseLSN(*confirmed)
+		if err != nil {
+			return si, fmt.Errorf("parse confirmed_flush_lsn of slot %q: %w", name, err)
+		}
+		si.confirmed = uint64(lsn)
+	}
+	return si, nil
+}
+
+// replication opens a replication connection to the same database.
+func (s *source) replication(ctx context.Context) (*pgconn.PgConn, error) {
+	cfg := s.cfg.Copy()
+	cfg.RuntimeParams["replication"] = "database"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, connectError(cfg, err)
+	}
+	return conn, nil
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// slotName turns a source name into a valid slot or publication name.
+func slotName(source string) string {
+	n := "cdclake_" + unsafeName.ReplaceAllString(strings.ToLower(source), "_")
+	if len(n) > 63 {
+		n = n[:63]
+	}
+	return n
+}
+
+// activeSlotError explains a slot held by another process.
+func activeSlotError(slot string, pid int32) error {
+	return fmt.Errorf("replication slot %q is in use by another process (pid %d): another cdclake or consumer is reading this source (stop it, or use another --slot)", slot, pid)
+}

@@ -1,0 +1,321 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// stream runs one replication connection: the receiving goroutine decodes
+// into the buffer; a ticker cuts batches by age and reports the position;
+// the flusher commits batches in order.
+type stream struct {
+	conn   *pgconn.PgConn
+	sink   *sink
+	o      Options
+	log    *slog.Logger
+	target uint64 // catch-up: stop once the stream has passed it
+
+	mu         sync.Mutex // guards dec, walEnd, firstRowAt, lastIdle
+	dec        *decoder
+	walEnd     uint64 // everything before it has been received
+	firstRowAt time.Time
+	lastIdle   time.Time
+
+	sendMu   sync.Mutex // one writer on the connection at a time
+	durable  atomic.Uint64
+	inflight atomic.Int64
+	rows     atomic.Int64 // rows committed
+	flushCh  chan *batch
+	flushErr chan error
+	stopping atomic.Bool
+	caughtUp atomic.Bool
+}
+
+func newStream(conn *pgconn.PgConn, dec *decoder, sk *sink, o Options, start, target uint64) *stream {
+	st := &stream{conn: conn, sink: sk, o: o, log: o.Logger, target: target, dec: dec,
+		walEnd: start, flushCh: make(chan *batch, 1), flushErr: make(chan error, 1), lastIdle: time.Now()}
+	st.durable.Store(start)
+	dec.endLSN = start
+	return st
+}
+
+func (st *stream) run(ctx context.Context) error {
+	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelFlush()
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		st.flusher(flushCtx)
+	}()
+	tickDone := make(chan struct{})
+	stopTick := make(chan struct{})
+	go func() {
+		defer close(tickDone)
+		st.ticker(stopTick)
+	}()
+	// wake the receiver when asked to stop or when a flush failed
+	var flushFailed error
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-ctx.Done():
+		case err := <-st.flushErr:
+			flushFailed = err
+		case <-stopTick:
+			return
+		}
+		st.stop()
+	}()
+
+	recvErr := st.receive(ctx)
+	close(stopTick)
+	<-tickDone
+	<-watchDone
+	if flushFailed == nil && recvErr == nil {
+		// a clean stop: commit what is complete, then acknowledge it
+		st.mu.Lock()
+		st.dec.abort()
+		b := st.dec.cut()
+		idle := st.walEnd
+		st.mu.Unlock()
+		if b.rows > 0 || b.endLSN > st.durable.Load() {
+			st.submit(b)
+		}
+		if st.caughtUp.Load() && idle > b.endLSN {
+			st.submit(&batch{endLSN: idle, commitTime: b.commitTime})
+		}
+	}
+	close(st.flushCh)
+	<-flusherDone
+	if flushFailed == nil {
+		select {
+		case flushFailed = <-st.flushErr:
+		default:
+		}
+	}
+	_ = st.conn.Conn().SetReadDeadline(time.Time{})
+	if err := st.sendStatus(false); err != nil && recvErr == nil && flushFailed == nil {
+		st.log.Warn("final acknowledgement not sent", "err", err)
+	}
+	st.logProgress(0, 0)
+	if flushFailed != nil {
+		return flushFailed
+	}
+	return recvErr
+}
+
+// stop makes the receiver return at its next read.
+func (st *stream) stop() {
+	st.stopping.Store(true)
+	_ = st.conn.Conn().SetReadDeadline(time.Now())
+}
+
+func (st *stream) receive(ctx context.Context) error {
+	for !st.stopping.Load() {
+		raw, err := st.conn.ReceiveMessage(context.Background())
+		if err != nil {
+			if st.stopping.Load() {
+				if pgconn.Timeout(err) {
+					return nil
+				}
+			}
+			return fmt.Errorf("receive replication message: %w", err)
+		}
+		switch m := raw.(type) {
+		case *pgproto3.CopyData:
+			if err := st.copyData(ctx, m.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
+		}
+	}
+	return nil
+}
+
+func (st *stream) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("parse keepalive: %w", err)
+		}
+		st.mu.Lock()
+		st.walEnd = max(st.walEnd, uint64(ka.ServerWALEnd))
+		st.checkCaughtUp()
+		st.mu.Unlock()
+		if ka.ReplyRequested {
+			return st.sendStatus(false)
+		}
+	case pglogrepl.XLogDataByteID:
+		xld, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("parse xlogdata: %w", err)
+		}
+		msg, err := pglogrepl.Parse(xld.WALData)
+		if err != nil {
+			return fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
+		}
+		st.mu.Lock()
+		err = st.dec.handle(ctx, msg)
+		var b *batch
+		if err == nil {
+			if st.dec.rows > 0 && st.firstRowAt.IsZero() {
+				st.firstRowAt = time.Now()
+			}
+			if _, ok := msg.(*pglogrepl.CommitMessage); ok {
+				st.walEnd = max(st.walEnd, st.dec.endLSN)
+				b = st.cutIfDue()
+				st.checkCaughtUp()
+			}
+		}
+		st.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			st.submit(b)
+		}
+	}
+	return nil
+}
+
+// checkCaughtUp stops a catch-up run once every transaction that
+// committed before the start has been received. Called with mu held.
+func (st *stream) checkCaughtUp() {
+	if st.target > 0 && !st.dec.inTx && st.walEnd >= st.target && !st.caughtUp.Load() {
+		st.caughtUp.Store(true)
+		st.stop()
+	}
+}
+
+// cutIfDue cuts a batch when one is due and the flusher can take it, or
+// when the buffer is over its limit (the caller then waits in submit).
+// Called with mu held, between transactions.
+func (st *stream) cutIfDue() *batch {
+	d := st.dec
+	if d.rows == 0 {
+		return nil
+	}
+	due := d.rows >= st.o.FlushRows || d.bytes >= st.o.FlushBytes || time.Since(st.firstRowAt) >= st.o.FlushAge
+	if !due || (st.inflight.Load() > 0 && d.bytes < st.o.MaxBufferBytes) {
+		return nil
+	}
+	st.firstRowAt = time.Time{}
+	return d.cut()
+}
+
+// submit hands a batch to the flusher, waiting while it is busy.
+func (st *stream) submit(b *batch) {
+	st.inflight.Add(1)
+	st.flushCh <- b
+}
+
+func (st *stream) flusher(ctx context.Context) {
+	failed := false
+	for b := range st.flushCh {
+		if !failed {
+			start := time.Now()
+			if err := st.sink.commit(ctx, b); err != nil {
+				failed = true
+				st.flushErr <- fmt.Errorf("flush up to LSN %s: %w", pglogrepl.LSN(b.endLSN), err)
+			} else {
+				st.durable.Store(b.endLSN)
+				st.rows.Add(int64(b.rows))
+				if b.rows > 0 {
+					st.log.Debug("flushed", "rows", b.rows, "tables", len(b.tables), "lsn", pglogrepl.LSN(b.endLSN).String(), "took", time.Since(start))
+				}
+				if err := st.sendStatus(false); err != nil {
+					st.log.Debug("status update", "err", err)
+				}
+			}
+		}
+		for _, tb := range b.tables {
+			tb.release()
+		}
+		st.inflight.Add(-1)
+	}
+}
+
+// ticker cuts batches by age, lets an idle source's watermark follow the
+// server, reports the position and logs progress.
+func (st *stream) ticker(stop <-chan struct{}) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	lastStatus, lastLog := time.Now(), time.Now()
+	lastRows := st.rows.Load()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			st.mu.Lock()
+			var b *batch
+			if !st.dec.inTx {
+				b = st.cutIfDue()
+				if b == nil && st.dec.rows == 0 && st.inflight.Load() == 0 && st.walEnd > st.durable.Load() &&
+					(st.target > 0 || now.Sub(st.lastIdle) >= st.o.IdleAckInterval) {
+					b = &batch{endLSN: st.walEnd, commitTime: st.dec.commitTime}
+					st.dec.endLSN = st.walEnd
+					st.lastIdle = now
+				}
+			}
+			st.mu.Unlock()
+			if b != nil {
+				st.submit(b)
+			}
+			if now.Sub(lastStatus) >= st.o.StatusInterval || (st.target > 0 && now.Sub(lastStatus) >= 200*time.Millisecond) {
+				// in catch-up, ask for a keepalive so an idle server tells its position
+				if err := st.sendStatus(st.target > 0); err != nil {
+					st.log.Debug("status update", "err", err)
+				}
+				lastStatus = now
+			}
+			if now.Sub(lastLog) >= st.o.ProgressInterval {
+				rows := st.rows.Load()
+				st.logProgress(rows-lastRows, now.Sub(lastLog))
+				lastRows, lastLog = rows, now
+			}
+		}
+	}
+}
+
+func (st *stream) logProgress(rows int64, over time.Duration) {
+	st.mu.Lock()
+	walEnd, skipped := st.walEnd, st.dec.skipped
+	st.mu.Unlock()
+	durable := st.durable.Load()
+	rate := 0.0
+	if over > 0 {
+		rate = float64(rows) / over.Seconds()
+	}
+	lag := uint64(0)
+	if walEnd > durable {
+		lag = walEnd - durable
+	}
+	st.log.Info("progress", "rows", st.rows.Load(), "rows_per_s", int64(rate),
+		"committed_lsn", pglogrepl.LSN(durable).String(), "lag_bytes", lag, "skipped_replayed", skipped)
+}
+
+// sendStatus reports the durable position as the slot's flush position;
+// PostgreSQL may then recycle the WAL before it.
+func (st *stream) sendStatus(reply bool) error {
+	st.sendMu.Lock()
+	defer st.sendMu.Unlock()
+	d := pglogrepl.LSN(st.durable.Load())
+	return pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: d, WALFlushPosition: d, WALApplyPosition: d, ReplyRequested: reply,
+	})
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The project's test command: installs what a fresh machine lacks
+# (PostgreSQL server binaries, the versitygw S3 server, Go modules), then
+# runs every test, integration tests against real servers included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${CDCLAKE_PG_BIN:-}" ]; then
+  echo "test.sh: installing PostgreSQL 15 server binaries"
+  sudo_if_needed apt-get update -q
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 ||
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+fi
+
+gobin="$(go env GOPATH)/bin"
+if [ ! -x "$gobin/versitygw" ]; then
+  echo "test.sh: installing versitygw v1.8.0"
+  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+export CDCLAKE_VERSITYGW="$gobin/versitygw"
+
+go mod download
+go vet ./...
+go test -count=1 -timeout 40m "$@" ./...
