@@ -20,7 +20,18 @@ func Check(ctx context.Context, o Options) error {
 		return err
 	}
 	defer src.conn.Close(context.Background())
-	return src.check(ctx, o.Tables)
+	if err := src.check(ctx, o.Tables); err != nil {
+		return err
+	}
+	o = o.withDefaults(src.cfg.Database)
+	si, err := src.slot(ctx, o.Slot)
+	if err != nil {
+		return err
+	}
+	if si.active {
+		return activeSlotError(o.Slot, si.pid)
+	}
+	return nil
 }
 
 // Run streams the source into the lake until ctx is cancelled (then it

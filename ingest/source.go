@@ -48,22 +48,22 @@ func connectError(cfg *pgconn.Config, err error) error {
 		}
 		return fmt.Errorf("connect to PostgreSQL at %s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code)
 	}
-	var netErr net.Error
 	var opErr *net.OpError
-	if errors.As(err, &opErr) || errors.As(err, &netErr) || strings.Contains(err.Error(), "dial") {
-		return fmt.Errorf("cannot reach PostgreSQL at %s: %s (check host and port in --source and that the server is running)", where, rootCause(err))
+	if errors.As(err, &opErr) {
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %v (check host and port in --source and that the server is running)", where, opErr.Err)
 	}
-	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, rootCause(err))
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %v (check host and port in --source and that the server is running)", where, netErr)
+	}
+	return fmt.Errorf("connect to PostgreSQL at %s: %s", where, firstLine(err.Error()))
 }
 
-func rootCause(err error) string {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err.Error()
-		}
-		err = u
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
 	}
+	return s
 }
 
 func redactErr(err error, url string) string {

@@ -26,6 +26,8 @@ import (
 // from the lake.
 type demoCommand struct{}
 
+func init() { commands["demo"] = func() command { return &demoCommand{} } }
+
 const demoSchema = `
 CREATE TABLE customers (id bigserial PRIMARY KEY, name text NOT NULL, city text NOT NULL);
 CREATE TABLE orders (

@@ -13,6 +13,8 @@ import (
 // ingestCommand streams one PostgreSQL database into the lake.
 type ingestCommand struct{}
 
+func init() { commands["ingest"] = func() command { return &ingestCommand{} } }
+
 func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	var lf lakeFlags

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/cdclake/cdclake/catalog"
@@ -29,44 +28,34 @@ func (f *lakeFlags) open(ctx context.Context) (*catalog.Catalog, lake.Bucket, er
 	if err != nil {
 		return nil, nil, err
 	}
-	var bucket lake.Bucket
-	props := map[string]string{}
 	catURL := f.catalog
-	switch loc.Scheme {
-	case "file":
-		bucket, err = lake.NewFileBucket(loc.Path)
-		if catURL == "" {
-			catURL = filepath.Join(loc.Path, "catalog.db")
-		}
-	case "s3":
-		opts := lake.S3Options{Bucket: loc.Bucket, Prefix: loc.Prefix}
-		bucket, err = lake.NewS3Bucket(ctx, opts)
-		if catURL == "" {
+	if catURL == "" {
+		if loc.Scheme != "file" {
 			return nil, nil, fmt.Errorf("an s3:// lake needs --catalog (a SQLite file path or a postgres:// URL)")
 		}
-		if ep := s3Endpoint(); ep != "" {
-			props["s3.endpoint"] = ep
-		}
-		if r := os.Getenv("AWS_REGION"); r != "" {
-			props["s3.region"] = r
-		}
+		catURL = filepath.Join(loc.Path, "catalog.db")
 	}
+	bucket, err := lake.Open(ctx, loc)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := lake.Check(ctx, bucket); err != nil {
 		return nil, nil, err
 	}
+	props := map[string]string{}
+	if s3b, ok := bucket.(*lake.S3Bucket); ok {
+		// iceberg-go reads and writes table files itself: give it the same endpoint
+		opts := s3b.Options()
+		if opts.Endpoint != "" {
+			props["s3.endpoint"] = opts.Endpoint
+		}
+		if cfg := s3b.AWSConfig(); cfg.Region != "" {
+			props["s3.region"] = cfg.Region
+		}
+	}
 	cat, err := catalog.Open(ctx, catalog.Options{URL: catURL, Warehouse: loc.URL(), Props: props})
 	if err != nil {
 		return nil, nil, err
 	}
 	return cat, bucket, nil
-}
-
-func s3Endpoint() string {
-	if ep := os.Getenv("AWS_ENDPOINT_URL_S3"); ep != "" {
-		return ep
-	}
-	return os.Getenv("AWS_ENDPOINT_URL")
 }

@@ -20,9 +20,9 @@ type command interface {
 	Run(ctx context.Context, args []string) error
 }
 
+// commands maps subcommand names to constructors; each subcommand's file
+// registers itself in an init function.
 var commands = map[string]func() command{
-	"ingest":  func() command { return &ingestCommand{} },
-	"demo":    func() command { return &demoCommand{} },
 	"version": func() command { return versionCommand{} },
 }
 

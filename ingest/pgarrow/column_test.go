@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -49,8 +50,12 @@ func decode(t testing.TB, c *Column, texts ...string) ([]string, error) {
 }
 
 // valueString renders one Arrow value for comparisons: null is "NULL",
-// decimals are unscaled integers, lists are [a b ...].
-func valueString(arr arrow.Array, i int) string {
+// decimals are unscaled integers, binary is hex, lists are [a b ...].
+func valueString(arr arrow.Array, i int) string { return render(arr, i, false) }
+
+// render is valueString, with floats as "NaN" or their IEEE 754 bits in
+// hex (as PostgreSQL's float4send/float8send) when hexFloats is set.
+func render(arr arrow.Array, i int, hexFloats bool) string {
 	if arr.IsNull(i) {
 		return "NULL"
 	}
@@ -62,9 +67,17 @@ func valueString(arr arrow.Array, i int) string {
 	case *array.String:
 		return a.Value(i)
 	case *array.Float64:
-		return fmt.Sprint(a.Value(i))
+		v := a.Value(i)
+		if hexFloats && !math.IsNaN(v) {
+			return fmt.Sprintf("%016x", math.Float64bits(v))
+		}
+		return fmt.Sprint(v)
 	case *array.Float32:
-		return fmt.Sprint(a.Value(i))
+		v := a.Value(i)
+		if hexFloats && !math.IsNaN(float64(v)) {
+			return fmt.Sprintf("%08x", math.Float32bits(v))
+		}
+		return fmt.Sprint(v)
 	case *array.Date32:
 		return fmt.Sprint(int32(a.Value(i)))
 	case *array.Timestamp:
@@ -75,7 +88,7 @@ func valueString(arr arrow.Array, i int) string {
 		lo, hi := a.ValueOffsets(i)
 		parts := make([]string, 0, hi-lo)
 		for j := lo; j < hi; j++ {
-			parts = append(parts, valueString(a.ListValues(), int(j)))
+			parts = append(parts, render(a.ListValues(), int(j), hexFloats))
 		}
 		return "[" + strings.Join(parts, " ") + "]"
 	}

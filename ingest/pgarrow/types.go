@@ -132,7 +132,7 @@ var builtins = map[uint32]builtin{
 	oidTimestampTZ: {name: "timestamp with time zone", kind: kTimestampTZ}, 1185: {elem: oidTimestampTZ, kind: kList},
 	oidInterval: {name: "interval", kind: kInterval}, 1187: {elem: oidInterval, kind: kList},
 	oidTimeTZ: {name: "time with time zone"}, 1270: {elem: oidTimeTZ, kind: kList},
-	oidBit: {name: "bit"}, 1561: {elem: oidBit, kind: kList},
+	oidBit: {name: `"bit"`}, 1561: {elem: oidBit, kind: kList},
 	oidVarbit: {name: "bit varying"}, 1563: {elem: oidVarbit, kind: kList},
 	oidNumeric: {name: "numeric", kind: kDecimal}, 1231: {elem: oidNumeric, kind: kList},
 	1790: {name: "refcursor"}, 2201: {elem: 1790, kind: kList},

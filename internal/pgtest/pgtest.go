@@ -322,3 +322,16 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// QueryRow runs a one-row query in database db as the superuser and scans
+// the row into dest.
+func (c *Cluster) QueryRow(db, sql string, dest ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.URL(db))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", db, err)
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql).Scan(dest...)
+}
