@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -48,6 +49,7 @@ type relation struct {
 	schema    string
 	name      string
 	cols      []relColumn
+	keys      []string // primary key (or replica identity) columns
 	arrow     *arrow.Schema
 	committed uint64 // the lake table's committed LSN when first seen
 	buf       *tableBuffer
@@ -55,19 +57,20 @@ type relation struct {
 
 type relColumn struct {
 	name string
+	oid  uint32
 	key  bool // part of the replica identity
 	dec  *pgarrow.Column
 }
 
 // tableBuffer accumulates one table's rows until the next cut.
 type tableBuffer struct {
-	rel  *relation
-	b    *array.RecordBuilder
-	done []arrow.RecordBatch // finished parts (a schema change finishes one)
-	part int                 // rows in the builder
-	rows int                 // rows in done and the builder
-	kept int                 // rows of part that belong to complete transactions
-	txn  int64               // the transaction that last wrote here
+	rel    *relation
+	b      *array.RecordBuilder
+	done   []arrow.RecordBatch // finished parts (a schema change finishes one)
+	part   int                 // rows in the builder
+	rows   int                 // rows in done and the builder
+	txn    int64               // the transaction that last wrote here
+	txRows int                 // rows of that transaction still here
 }
 
 // tx is the transaction being received.
@@ -83,15 +86,16 @@ type tx struct {
 // decoder turns pgoutput messages into buffered rows. It is not safe for
 // concurrent use; stream.go guards it with a mutex.
 type decoder struct {
-	reg     *pgarrow.Registry
-	lookup  func(ctx context.Context, schema, name string) (committed uint64, err error)
-	rels    map[uint32]*relation
-	tables  map[string]*tableBuffer // by schema.name
-	inTx    bool
-	tx      tx
-	rows    int   // rows buffered since the last cut
-	bytes   int64 // approximate bytes buffered since the last cut
-	skipped int64 // replayed rows dropped because the lake holds them
+	reg        *pgarrow.Registry
+	primaryKey func(ctx context.Context, relid uint32) ([]string, error)
+	lookup     func(ctx context.Context, schema, name string) (committed uint64, err error)
+	rels       map[uint32]*relation
+	tables     map[string]*tableBuffer // by schema.name
+	inTx       bool
+	tx         tx
+	rows       int   // rows buffered since the last cut
+	bytes      int64 // approximate bytes buffered since the last cut
+	skipped    int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
 	endLSN     uint64
@@ -102,22 +106,47 @@ func newDecoder(reg *pgarrow.Registry, lookup func(context.Context, string, stri
 	return &decoder{reg: reg, lookup: lookup, rels: map[uint32]*relation{}, tables: map[string]*tableBuffer{}}
 }
 
-// handle applies one logical replication message.
+// unwrap returns the protocol 1 message inside a protocol 2 one.
+func unwrap(msg pglogrepl.Message) pglogrepl.Message {
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessageV2:
+		return &m.RelationMessage
+	case *pglogrepl.InsertMessageV2:
+		return &m.InsertMessage
+	case *pglogrepl.UpdateMessageV2:
+		return &m.UpdateMessage
+	case *pglogrepl.DeleteMessageV2:
+		return &m.DeleteMessage
+	case *pglogrepl.TruncateMessageV2:
+		return &m.TruncateMessage
+	case *pglogrepl.TypeMessageV2:
+		return &m.TypeMessage
+	case *pglogrepl.LogicalDecodingMessageV2:
+		return &m.LogicalDecodingMessage
+	}
+	return msg
+}
+
+func (d *decoder) begin(xid uint32, commitLSN uint64, commitTime time.Time) {
+	d.inTx = true
+	d.tx = tx{xid: int64(xid), commitLSN: commitLSN, commitTime: commitTime.UTC(), n: d.tx.n + 1, touched: d.tx.touched[:0]}
+}
+
+func (d *decoder) commit(endLSN uint64, commitTime time.Time) {
+	d.inTx = false
+	d.endLSN = endLSN
+	d.commitTime = commitTime.UTC()
+}
+
+// handle applies one logical replication message (protocol 1 form).
 func (d *decoder) handle(ctx context.Context, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
 		return d.relation(ctx, m)
 	case *pglogrepl.BeginMessage:
-		d.inTx = true
-		d.tx = tx{xid: int64(m.Xid), commitLSN: uint64(m.FinalLSN), commitTime: m.CommitTime.UTC(),
-			n: d.tx.n + 1, touched: d.tx.touched[:0]}
+		d.begin(m.Xid, uint64(m.FinalLSN), m.CommitTime)
 	case *pglogrepl.CommitMessage:
-		d.inTx = false
-		for _, tb := range d.tx.touched {
-			tb.kept = tb.part
-		}
-		d.endLSN = uint64(m.TransactionEndLSN)
-		d.commitTime = m.CommitTime.UTC()
+		d.commit(uint64(m.TransactionEndLSN), m.CommitTime)
 	case *pglogrepl.InsertMessage:
 		return d.row(m.RelationID, OpInsert, m.Tuple, false)
 	case *pglogrepl.UpdateMessage:
@@ -170,33 +199,74 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		if err != nil {
 			return fmt.Errorf("column %s of %s.%s: %w", c.Name, m.Namespace, m.RelationName, err)
 		}
-		rel.cols = append(rel.cols, relColumn{name: c.Name, key: c.Flags&1 != 0, dec: dec})
+		rel.cols = append(rel.cols, relColumn{name: c.Name, oid: c.DataType, key: c.Flags&1 != 0, dec: dec})
 		fields = append(fields, arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true})
 	}
-	rel.arrow = arrow.NewSchema(append(fields, cdcFields...), nil)
+	var md *arrow.Metadata
+	old, seen := d.rels[m.RelationID]
+	if seen {
+		if r := renames(old.cols, rel.cols); len(r) > 0 {
+			js, _ := json.Marshal(r)
+			m := arrow.NewMetadata([]string{metaRenames}, []string{string(js)})
+			md = &m
+		}
+	}
+	rel.arrow = arrow.NewSchema(append(fields, cdcFields...), md)
 	key := rel.schema + "." + rel.name
-	if old, ok := d.rels[m.RelationID]; ok {
+	rel.buf = d.tables[key]
+	switch {
+	case seen:
 		rel.committed = old.committed
-	} else if tb, ok := d.tables[key]; ok {
-		rel.committed = tb.rel.committed
-	} else {
+	case rel.buf != nil:
+		rel.committed = rel.buf.rel.committed
+	default:
 		committed, err := d.lookup(ctx, rel.schema, rel.name)
 		if err != nil {
 			return err
 		}
 		rel.committed = committed
 	}
-	if tb, ok := d.tables[key]; ok {
-		if !tb.rel.arrow.Equal(rel.arrow) {
-			tb.finish()
-			tb.b.Release()
-			tb.b = array.NewRecordBuilder(memory.DefaultAllocator, rel.arrow)
+	if d.primaryKey != nil {
+		var err error
+		if rel.keys, err = d.primaryKey(ctx, m.RelationID); err != nil {
+			return err
 		}
-		tb.rel = rel
-		rel.buf = tb
+	}
+	if len(rel.keys) == 0 {
+		rel.keys = identityColumns(rel)
 	}
 	d.rels[m.RelationID] = rel
 	return nil
+}
+
+// renames finds columns that kept their position and type but not their
+// name between two versions of a relation (ALTER TABLE ... RENAME COLUMN).
+func renames(old, nu []relColumn) [][2]string {
+	names := func(cs []relColumn) map[string]bool {
+		m := map[string]bool{}
+		for _, c := range cs {
+			m[c.name] = true
+		}
+		return m
+	}
+	oldNames, newNames := names(old), names(nu)
+	var out [][2]string
+	for i, c := range nu {
+		if i < len(old) && !oldNames[c.name] && !newNames[old[i].name] && old[i].oid == c.oid {
+			out = append(out, [2]string{old[i].name, c.name})
+		}
+	}
+	return out
+}
+
+func identityColumns(rel *relation) []string {
+	var ks []string
+	for _, c := range rel.cols {
+		if c.key {
+			ks = append(ks, c.name)
+		}
+	}
+	return ks
 }
 
 // row appends one change row. keyOnly marks an identity-only ('K') tuple
@@ -220,8 +290,17 @@ func (d *decoder) row(relID uint32, op string, t *pglogrepl.TupleData, keyOnly b
 		}
 	}
 	tb := rel.buf
+	if tb.rel != rel {
+		// a new Relation message: rows from here on have its columns
+		if !tb.rel.arrow.Equal(rel.arrow) {
+			tb.finish()
+			tb.b.Release()
+			tb.b = array.NewRecordBuilder(memory.DefaultAllocator, rel.arrow)
+		}
+		tb.rel = rel
+	}
 	if tb.txn != d.tx.n {
-		tb.txn = d.tx.n
+		tb.txn, tb.txRows = d.tx.n, 0
 		d.tx.touched = append(d.tx.touched, tb)
 	}
 	var unchanged []string
@@ -264,6 +343,7 @@ func (d *decoder) row(relID uint32, op string, t *pglogrepl.TupleData, keyOnly b
 	d.tx.seq++
 	tb.part++
 	tb.rows++
+	tb.txRows++
 	d.rows++
 	d.bytes += 48
 	return nil
@@ -273,7 +353,7 @@ func (d *decoder) row(relID uint32, op string, t *pglogrepl.TupleData, keyOnly b
 func (tb *tableBuffer) finish() {
 	if tb.part > 0 {
 		tb.done = append(tb.done, tb.b.NewRecordBatch())
-		tb.part, tb.kept = 0, 0
+		tb.part = 0
 	}
 }
 
@@ -283,50 +363,47 @@ func (d *decoder) abort() {
 		return
 	}
 	for _, tb := range d.tx.touched {
-		if tb.part == tb.kept {
-			continue
+		tb.finish()
+		drop := tb.txRows
+		tb.rows -= drop
+		d.rows -= drop
+		tb.txRows = 0
+		for drop > 0 {
+			last := tb.done[len(tb.done)-1]
+			n := int(last.NumRows())
+			if n <= drop {
+				tb.done = tb.done[:len(tb.done)-1]
+			} else {
+				tb.done[len(tb.done)-1] = last.NewSlice(0, int64(n-drop))
+			}
+			last.Release()
+			drop -= min(n, drop)
 		}
-		rec := tb.b.NewRecordBatch()
-		dropped := tb.part - tb.kept
-		if tb.kept > 0 {
-			tb.done = append(tb.done, rec.NewSlice(0, int64(tb.kept)))
-		}
-		rec.Release()
-		tb.rows -= dropped
-		d.rows -= dropped
-		tb.part, tb.kept = 0, 0
 	}
 	d.inTx = false
 }
 
 // cut hands over every buffered row as a batch ending at the last complete
-// transaction. It must only be called between transactions.
-func (d *decoder) cut() *batch {
-	b := &batch{endLSN: d.endLSN, commitTime: d.commitTime, rows: d.rows, bytes: d.bytes}
+// transaction. Between transactions only, except for a partial batch: the
+// rows so far of a large transaction, written but committed only with the
+// batch that ends it.
+func (d *decoder) cut(partial bool) *batch {
+	b := &batch{endLSN: d.endLSN, commitTime: d.commitTime, rows: d.rows, bytes: d.bytes, partial: partial}
 	for _, tb := range d.tables {
 		if tb.rows == 0 {
 			continue
 		}
 		tb.finish()
-		b.tables = append(b.tables, tableBatch{schema: tb.rel.schema, name: tb.rel.name, keys: keyNames(tb.rel), parts: tb.done})
-		tb.done, tb.rows = nil, 0
+		b.tables = append(b.tables, tableBatch{schema: tb.rel.schema, name: tb.rel.name, keys: tb.rel.keys, parts: tb.done})
+		tb.done, tb.rows, tb.txRows = nil, 0, 0
 	}
 	d.rows, d.bytes = 0, 0
 	return b
 }
 
-func keyNames(rel *relation) []string {
-	var ks []string
-	for _, c := range rel.cols {
-		if c.key {
-			ks = append(ks, c.name)
-		}
-	}
-	return ks
-}
-
 // batch is a set of complete transactions to commit together.
 type batch struct {
+	partial    bool // rows of a transaction that continues in the next batch
 	tables     []tableBatch
 	endLSN     uint64 // the watermark once committed
 	commitTime time.Time

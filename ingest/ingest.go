@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +26,9 @@ func Check(ctx context.Context, o Options) error {
 		return err
 	}
 	o = o.withDefaults(src.cfg.Database)
+	if err := src.checkIdentity(ctx, o.Publication, o.Tables); err != nil {
+		return err
+	}
 	si, err := src.slot(ctx, o.Slot)
 	if err != nil {
 		return err
@@ -45,6 +50,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	defer src.conn.Close(context.Background())
 	o = o.withDefaults(src.cfg.Database)
 	if err := src.check(ctx, o.Tables); err != nil {
+		return err
+	}
+	if err := src.checkIdentity(ctx, o.Publication, o.Tables); err != nil {
 		return err
 	}
 	createdPub, err := src.ensurePublication(ctx, o.Publication, o.Tables)
@@ -72,9 +80,12 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		}
 		target = uint64(lsn)
 	}
-	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", o.Publication)},
-	})
+	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", o.Publication)}
+	if major, _ := strconv.Atoi(strings.SplitN(src.conn.PgConn().ParameterStatus("server_version"), ".", 2)[0]); major >= 14 {
+		// large transactions arrive while they run and are spooled here
+		args = []string{"proto_version '2'", "streaming 'on'", args[1]}
+	}
+	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{PluginArgs: args})
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
@@ -85,8 +96,10 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	}
 	o.Logger.Info("streaming", "slot", o.Slot, "publication", o.Publication, "from_lsn", pglogrepl.LSN(start).String(), "catch_up", o.CatchUp)
 
-	sk := newSink(cat, o.Name, o.Hooks)
-	st := newStream(repl, newDecoder(pgarrow.NewRegistry(src.conn), sk.committedLSN), sk, o, start, target)
+	sk := newSink(cat, o.Name, o.Hooks, o.Logger)
+	dec := newDecoder(pgarrow.NewRegistry(src.conn), sk.committedLSN)
+	dec.primaryKey = src.primaryKey
+	st := newStream(repl, dec, sk, o, start, target)
 	return st.run(ctx)
 }
 

@@ -1,7 +1,10 @@
 package ingest
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -30,6 +33,13 @@ type Options struct {
 	// MaxBufferBytes bounds what is buffered while a flush runs; above it
 	// receiving waits for the flush (default 4 × FlushBytes).
 	MaxBufferBytes int64
+	// MemoryBudget bounds the memory held by transactions PostgreSQL
+	// streams while they run: their changes spill to SpillDir beyond half
+	// of it, and they are written in chunks of an eighth (default 256 MiB).
+	MemoryBudget int64
+	// SpillDir holds spilled transactions (default: a folder in the
+	// system temp dir, removed at exit).
+	SpillDir string
 	// StatusInterval is how often the position is reported to PostgreSQL
 	// (default 1 s); ProgressInterval how often progress is logged (5 s).
 	StatusInterval   time.Duration
@@ -63,6 +73,12 @@ func (o Options) withDefaults(dbName string) Options {
 	}
 	if o.MaxBufferBytes <= 0 {
 		o.MaxBufferBytes = 4 * o.FlushBytes
+	}
+	if o.MemoryBudget <= 0 {
+		o.MemoryBudget = 256 << 20
+	}
+	if o.SpillDir == "" {
+		o.SpillDir = filepath.Join(os.TempDir(), fmt.Sprintf("cdclake-spill-%s-%d", slotName(o.Name), os.Getpid()))
 	}
 	if o.StatusInterval <= 0 {
 		o.StatusInterval = time.Second

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -32,12 +33,12 @@ const (
 // changelogProps keep a changelog table's metadata small although ingest
 // commits about once a second (see docs/architecture.md).
 var changelogProps = iceberg.Properties{
-	"commit.manifest-merge.enabled":               "true",
-	"commit.manifest.min-count-to-merge":          "10",
-	"write.metadata.delete-after-commit.enabled":  "true",
-	"write.metadata.previous-versions-max":        "10",
-	"write.parquet.compression-codec":             "zstd",
-	"format-version":                              "2",
+	"commit.manifest-merge.enabled":              "true",
+	"commit.manifest.min-count-to-merge":         "10",
+	"write.metadata.delete-after-commit.enabled": "true",
+	"write.metadata.previous-versions-max":       "10",
+	"write.parquet.compression-codec":            "zstd",
+	"format-version":                             "2",
 }
 
 // Hooks let tests stop a flush at its dangerous points. A hook that
@@ -53,14 +54,17 @@ type Hooks struct {
 
 // sink commits batches of one source into the lake.
 type sink struct {
-	cat    *catalog.Catalog
-	source string
-	hooks  Hooks
-	tables map[string]*table.Table
+	cat     *catalog.Catalog
+	source  string
+	hooks   Hooks
+	log     *slog.Logger
+	tables  map[string]*table.Table
+	pending map[string]*table.Transaction // open transactions, by schema.table
 }
 
-func newSink(cat *catalog.Catalog, source string, hooks Hooks) *sink {
-	return &sink{cat: cat, source: source, hooks: hooks, tables: map[string]*table.Table{}}
+func newSink(cat *catalog.Catalog, source string, hooks Hooks, log *slog.Logger) *sink {
+	return &sink{cat: cat, source: source, hooks: hooks, log: log,
+		tables: map[string]*table.Table{}, pending: map[string]*table.Transaction{}}
 }
 
 // Ident returns the Iceberg identifier of a source table's changelog.
@@ -88,11 +92,31 @@ func tableLSN(tbl *table.Table) uint64 {
 }
 
 // commit writes a batch: each table's rows in one Iceberg commit, then
-// the source watermark.
+// the source watermark. A partial batch (part of a large transaction) is
+// only written; the batch that ends the transaction commits it.
 func (s *sink) commit(ctx context.Context, b *batch) error {
 	for _, tb := range b.tables {
+		key := tb.schema + "." + tb.name
+		if p := s.pending[key]; p != nil || b.partial {
+			// a large transaction's tables: no retry, a failure replays it
+			if err := s.stage(ctx, tb, b.endLSN); err != nil {
+				delete(s.pending, key)
+				return fmt.Errorf("write %s: %w", key, err)
+			}
+			continue
+		}
 		if err := s.commitTable(ctx, tb, b.endLSN); err != nil {
 			return err
+		}
+	}
+	if b.partial {
+		return nil
+	}
+	for key := range s.pending {
+		err := s.finish(ctx, key, b.endLSN)
+		delete(s.pending, key)
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", key, err)
 		}
 	}
 	if err := s.cat.SetWatermark(ctx, s.source, b.endLSN, b.commitTime); err != nil {
@@ -104,15 +128,20 @@ func (s *sink) commit(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// commitTable commits one table's rows, retrying when another writer
+// (compaction) committed to the table first.
 func (s *sink) commitTable(ctx context.Context, tb tableBatch, lsn uint64) error {
 	key := tb.schema + "." + tb.name
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt*attempt) * 50 * time.Millisecond)
-			delete(s.tables, key) // reload: another writer committed
+			delete(s.tables, key) // reload
 		}
-		err = s.tryCommit(ctx, tb, lsn)
+		if err = s.stage(ctx, tb, lsn); err == nil {
+			err = s.finish(ctx, key, lsn)
+		}
+		delete(s.pending, key)
 		if err == nil || !retryable(err) {
 			break
 		}
@@ -120,29 +149,47 @@ func (s *sink) commitTable(ctx context.Context, tb tableBatch, lsn uint64) error
 	if err != nil {
 		return fmt.Errorf("commit %s: %w", key, err)
 	}
-	if s.hooks.AfterTableCommit != nil {
-		return s.hooks.AfterTableCommit(key)
-	}
 	return nil
 }
 
-func (s *sink) tryCommit(ctx context.Context, tb tableBatch, lsn uint64) error {
+// stage appends a table's parts to its open transaction, opening one
+// (and creating the table) when needed, and evolving the schema first.
+func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
 	key := tb.schema + "." + tb.name
-	tbl, err := s.table(ctx, tb)
-	if err != nil {
-		return err
+	tx := s.pending[key]
+	if tx == nil {
+		tbl, err := s.table(ctx, tb)
+		if err != nil {
+			return err
+		}
+		tx = tbl.NewTransaction()
+		s.pending[key] = tx
 	}
-	if tableLSN(tbl) > lsn {
-		return nil // committed before, by an earlier attempt
-	}
-	tx := tbl.NewTransaction()
+	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
 	for _, part := range tb.parts {
-		at := array.NewTableFromRecords(part.Schema(), []arrow.RecordBatch{part})
-		err := tx.AppendTable(ctx, at, part.NumRows(), iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)})
+		rec, err := evolve(tx, part, s.log)
+		if err != nil {
+			return fmt.Errorf("evolve schema: %w", err)
+		}
+		at := array.NewTableFromRecords(rec.Schema(), []arrow.RecordBatch{rec})
+		err = tx.AppendTable(ctx, at, max(rec.NumRows(), 1), props)
 		at.Release()
 		if err != nil {
 			return fmt.Errorf("write files: %w", err)
 		}
+	}
+	return nil
+}
+
+// finish commits a table's open transaction with its new watermark.
+func (s *sink) finish(ctx context.Context, key string, lsn uint64) error {
+	tx := s.pending[key]
+	st, err := tx.StagedTable()
+	if err != nil {
+		return err
+	}
+	if tableLSN(st.Table) > lsn {
+		return nil // committed before, by an earlier attempt
 	}
 	if err := tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}); err != nil {
 		return err
@@ -158,6 +205,9 @@ func (s *sink) tryCommit(ctx context.Context, tb tableBatch, lsn uint64) error {
 		return err
 	}
 	s.tables[key] = nt
+	if s.hooks.AfterTableCommit != nil {
+		return s.hooks.AfterTableCommit(key)
+	}
 	return nil
 }
 
@@ -189,14 +239,6 @@ func (s *sink) table(ctx context.Context, tb tableBatch) (*table.Table, error) {
 		}
 		s.tables[key] = tbl
 	}
-	for _, part := range tb.parts {
-		nt, err := evolve(ctx, tbl, part.Schema())
-		if err != nil {
-			return nil, fmt.Errorf("evolve schema of %s: %w", key, err)
-		}
-		tbl = nt
-	}
-	s.tables[key] = tbl
 	return tbl, nil
 }
 
@@ -227,32 +269,4 @@ func (s *sink) create(ctx context.Context, ident table.Identifier, tb tableBatch
 		return s.cat.Iceberg().LoadTable(ctx, ident)
 	}
 	return tbl, err
-}
-
-// evolve adds to tbl the columns of sc it lacks. Dropped source columns
-// stay in the table (null in new rows).
-func evolve(ctx context.Context, tbl *table.Table, sc *arrow.Schema) (*table.Table, error) {
-	current := tbl.Schema()
-	var missing []arrow.Field
-	for _, f := range sc.Fields() {
-		if _, ok := current.FindFieldByName(f.Name); !ok {
-			missing = append(missing, f)
-		}
-	}
-	if len(missing) == 0 {
-		return tbl, nil
-	}
-	add, err := table.ArrowSchemaToIcebergWithFreshIDs(arrow.NewSchema(missing, nil), false)
-	if err != nil {
-		return nil, err
-	}
-	tx := tbl.NewTransaction()
-	us := tx.UpdateSchema(true, false)
-	for _, f := range add.Fields() {
-		us = us.AddColumn([]string{f.Name}, f.Type, "", false, nil)
-	}
-	if err := us.Commit(); err != nil {
-		return nil, err
-	}
-	return tx.Commit(ctx)
 }

@@ -102,6 +102,59 @@ func (s *source) check(ctx context.Context, tables []string) error {
 	return nil
 }
 
+// primaryKey returns the primary key columns of a table, in key order
+// (none when it has no primary key).
+func (s *source) primaryKey(ctx context.Context, relid uint32) ([]string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT a.attname FROM pg_index i
+		JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n`, relid)
+	if err != nil {
+		return nil, fmt.Errorf("look up primary key of relation %d: %w", relid, err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("look up primary key of relation %d: %w", relid, err)
+	}
+	return keys, nil
+}
+
+// checkIdentity refuses tables whose updates and deletes PostgreSQL could
+// not publish: no primary key and REPLICA IDENTITY DEFAULT, or NOTHING.
+// It checks the tables of the publication, or those it would have.
+func (s *source) checkIdentity(ctx context.Context, publication string, tables []string) error {
+	var qualified []string
+	for _, t := range tables {
+		qualified = append(qualified, strings.Trim(quoteQualified(t), `"`))
+	}
+	var bad string
+	err := s.conn.QueryRow(ctx, `
+		WITH published AS (
+			SELECT c.oid FROM pg_publication_tables pt
+			JOIN pg_namespace n ON n.nspname = pt.schemaname
+			JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = pt.tablename
+			WHERE pt.pubname = $1
+		), candidates AS (
+			SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+			AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+			AND (cardinality($2::text[]) = 0 OR n.nspname || '"."' || c.relname = ANY($2))
+			AND NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)
+		)
+		SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.oid IN (SELECT oid FROM published UNION SELECT oid FROM candidates)
+		AND (c.relreplident = 'n' OR (c.relreplident = 'd'
+			AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+		ORDER BY 1 LIMIT 1`, publication, qualified).Scan(&bad)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check replica identities: %w", err)
+	}
+	return fmt.Errorf("table %s has no primary key and no usable REPLICA IDENTITY, so its updates and deletes cannot be captured (run ALTER TABLE %s REPLICA IDENTITY FULL, or add a primary key, or leave it out with --tables)", bad, bad)
+}
+
 // ensurePublication creates the publication when missing and reports
 // whether it did.
 func (s *source) ensurePublication(ctx context.Context, name string, tables []string) (bool, error) {

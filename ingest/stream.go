@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,12 +38,18 @@ type stream struct {
 	flushErr chan error
 	stopping atomic.Bool
 	caughtUp atomic.Bool
+
+	// transactions streamed while in progress (receiver goroutine only)
+	spool     *spool
+	inStream  bool
+	streamXid uint32
 }
 
 func newStream(conn *pgconn.PgConn, dec *decoder, sk *sink, o Options, start, target uint64) *stream {
 	st := &stream{conn: conn, sink: sk, o: o, log: o.Logger, target: target, dec: dec,
 		walEnd: start, flushCh: make(chan *batch, 1), flushErr: make(chan error, 1), lastIdle: time.Now()}
 	st.durable.Store(start)
+	st.spool = newSpool(o.SpillDir, o.MemoryBudget/2)
 	dec.endLSN = start
 	return st
 }
@@ -50,6 +57,7 @@ func newStream(conn *pgconn.PgConn, dec *decoder, sk *sink, o Options, start, ta
 func (st *stream) run(ctx context.Context) error {
 	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelFlush()
+	defer st.spool.close()
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
@@ -84,7 +92,7 @@ func (st *stream) run(ctx context.Context) error {
 		// a clean stop: commit what is complete, then acknowledge it
 		st.mu.Lock()
 		st.dec.abort()
-		b := st.dec.cut()
+		b := st.dec.cut(false)
 		idle := st.walEnd
 		st.mu.Unlock()
 		if b.rows > 0 || b.endLSN > st.durable.Load() {
@@ -164,10 +172,14 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("parse xlogdata: %w", err)
 		}
-		msg, err := pglogrepl.Parse(xld.WALData)
+		msg, err := pglogrepl.ParseV2(xld.WALData, st.inStream)
 		if err != nil {
 			return fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
 		}
+		if done, err := st.streamed(ctx, msg, xld.WALData); done || err != nil {
+			return err
+		}
+		msg = unwrap(msg)
 		st.mu.Lock()
 		err = st.dec.handle(ctx, msg)
 		var b *batch
@@ -188,6 +200,100 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		if b != nil {
 			st.submit(b)
 		}
+	}
+	return nil
+}
+
+// streamed handles the messages of transactions streamed while in
+// progress: it spools their changes and replays them at commit. It
+// reports whether msg was such a message.
+func (st *stream) streamed(ctx context.Context, msg pglogrepl.Message, raw []byte) (bool, error) {
+	switch m := msg.(type) {
+	case *pglogrepl.StreamStartMessageV2:
+		st.inStream, st.streamXid = true, m.Xid
+	case *pglogrepl.StreamStopMessageV2:
+		st.inStream = false
+	case *pglogrepl.StreamAbortMessageV2:
+		return true, st.spool.abort(m.Xid, m.SubXid)
+	case *pglogrepl.StreamCommitMessageV2:
+		return true, st.replay(ctx, m)
+	default:
+		if !st.inStream {
+			return false, nil
+		}
+		if rel, ok := msg.(*pglogrepl.RelationMessageV2); ok {
+			// the schema applies from here on, to this and other transactions
+			st.mu.Lock()
+			err := st.dec.relation(ctx, &rel.RelationMessage)
+			st.mu.Unlock()
+			if err != nil {
+				return true, err
+			}
+		}
+		return true, st.spool.add(st.streamXid, subXid(msg, st.streamXid), raw)
+	}
+	return true, nil
+}
+
+// subXid returns the (sub)transaction an in-stream change belongs to.
+func subXid(msg pglogrepl.Message, top uint32) uint32 {
+	switch m := msg.(type) {
+	case *pglogrepl.InsertMessageV2:
+		return m.Xid
+	case *pglogrepl.UpdateMessageV2:
+		return m.Xid
+	case *pglogrepl.DeleteMessageV2:
+		return m.Xid
+	case *pglogrepl.TruncateMessageV2:
+		return m.Xid
+	case *pglogrepl.RelationMessageV2:
+		return m.Xid
+	}
+	return top
+}
+
+// replay decodes a committed streamed transaction from the spool. Its rows
+// go to the flusher in partial batches of bounded size, committed to the
+// lake together with the batch that ends the transaction.
+func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
+	defer st.spool.drop(m.Xid)
+	st.mu.Lock()
+	live := maps.Clone(st.dec.rels)
+	st.dec.begin(m.Xid, uint64(m.CommitLSN), m.CommitTime)
+	st.mu.Unlock()
+	chunk := max(st.o.MemoryBudget/8, 1<<20)
+	err := st.spool.each(m.Xid, func(raw []byte) error {
+		msg, err := pglogrepl.ParseV2(raw, true)
+		if err != nil {
+			return fmt.Errorf("parse spilled message: %w", err)
+		}
+		st.mu.Lock()
+		err = st.dec.handle(ctx, unwrap(msg))
+		var b *batch
+		if err == nil && st.dec.bytes >= chunk {
+			b = st.dec.cut(true)
+		}
+		st.mu.Unlock()
+		if b != nil {
+			st.submit(b)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	st.dec.commit(uint64(m.TransactionEndLSN), m.CommitTime)
+	st.dec.rels = live // relation messages replayed from the spool were applied when received
+	st.walEnd = max(st.walEnd, st.dec.endLSN)
+	if st.dec.rows > 0 && st.firstRowAt.IsZero() {
+		st.firstRowAt = time.Now()
+	}
+	b := st.cutIfDue()
+	st.checkCaughtUp()
+	st.mu.Unlock()
+	if b != nil {
+		st.submit(b)
 	}
 	return nil
 }
@@ -214,7 +320,7 @@ func (st *stream) cutIfDue() *batch {
 		return nil
 	}
 	st.firstRowAt = time.Time{}
-	return d.cut()
+	return d.cut(false)
 }
 
 // submit hands a batch to the flusher, waiting while it is busy.

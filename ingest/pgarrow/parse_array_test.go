@@ -22,7 +22,7 @@ func TestArrays(t *testing.T) {
 		{"int bounds", 1007, -1, `[0:2]={7,8,9}`, `[7 8 9]`},
 		{"int bounds 2d", 1007, -1, `[1:1][-1:0]={{7,8}}`, `[7 8]`},
 		{"int spaces", 1007, -1, ` { 1 , 2 } `, `[1 2]`},
-		{"int quoted", 1007, -1, `{"1"," 2"}`, "", /* " 2" is not an int */},
+		{"int quoted", 1007, -1, `{"1"," 2"}`, "" /* " 2" is not an int */},
 		{"text plain", 1009, -1, `{a,b c,NULL}`, `[a b c NULL]`},
 		{"text quoted", 1009, -1, `{"a,b","c\"d","{e}","NULL","","back\\slash"," sp "}`, `[a,b c"d {e} NULL  back\slash  sp ]`},
 		{"text unquoted escapes", 1009, -1, `{a\,b,c\\d,\N}`, `[a,b c\d N]`},

@@ -1,0 +1,145 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+)
+
+// Schema changes of a source table reach ingest as a new Relation message.
+// The decoder notes renames in the Arrow schema's metadata; evolve applies
+// them, and every other difference, to the changelog table's Iceberg
+// schema inside the transaction that appends the rows:
+//
+//   - a new column is added (old rows read it as NULL);
+//   - a dropped column stays (new rows hold NULL in it);
+//   - a rename renames the Iceberg field, keeping its field id;
+//   - a type change Iceberg can promote (int to long, float to double,
+//     wider decimal) updates the field; any other type change adds a new
+//     column version "<name>__v2" (v3, ...) that holds the column from
+//     then on, recorded in the table property cdclake.column-names.
+
+const (
+	metaRenames = "cdclake.renames" // JSON [[old, new], ...] on an Arrow schema
+	// PropColumnNames maps source column names to lake column names where
+	// they differ (after incompatible type changes), as a JSON object.
+	PropColumnNames = "cdclake.column-names"
+)
+
+// evolve brings the transaction's table schema up to rec's columns and
+// returns rec with its columns named as in the lake.
+func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arrow.RecordBatch, error) {
+	staged, err := tx.StagedTable()
+	if err != nil {
+		return nil, err
+	}
+	current := staged.Schema()
+	names := map[string]string{}
+	if v := staged.Properties()[PropColumnNames]; v != "" {
+		if err := json.Unmarshal([]byte(v), &names); err != nil {
+			return nil, fmt.Errorf("read %s: %w", PropColumnNames, err)
+		}
+	}
+	us := tx.UpdateSchema(true, false)
+	changed, namesChanged := false, false
+
+	if v, ok := rec.Schema().Metadata().GetValue(metaRenames); ok {
+		var renames [][2]string
+		if err := json.Unmarshal([]byte(v), &renames); err != nil {
+			return nil, fmt.Errorf("read renames: %w", err)
+		}
+		for _, r := range renames {
+			from, to := lakeName(names, r[0]), r[1]
+			_, hasFrom := current.FindFieldByName(from)
+			_, hasTo := current.FindFieldByName(to)
+			if hasFrom && !hasTo { // not applied by an earlier attempt
+				us.RenameColumn([]string{from}, to)
+				delete(names, r[0])
+				changed, namesChanged = true, true
+				log.Info("column renamed", "from", from, "to", to)
+			}
+		}
+	}
+
+	fields := rec.Schema().Fields()
+	for i, f := range fields {
+		want, err := icebergType(f)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", f.Name, err)
+		}
+		name := lakeName(names, f.Name)
+		have, ok := current.FindFieldByName(name)
+		switch {
+		case !ok:
+			us.AddColumn([]string{name}, want, "", false, nil)
+			changed = true
+		case have.Type.String() == want.String():
+		case promotable(have.Type, want):
+			us.UpdateColumn([]string{name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: want, Valid: true}})
+			changed = true
+			log.Info("column type widened", "column", name, "from", have.Type.String(), "to", want.String())
+		default:
+			name = nextVersion(current, f.Name)
+			names[f.Name] = name
+			us.AddColumn([]string{name}, want, "", false, nil)
+			changed, namesChanged = true, true
+			log.Warn("incompatible column type change: new rows go to a new column version",
+				"column", f.Name, "from", have.Type.String(), "to", want.String(), "new_column", name)
+		}
+		if name != f.Name {
+			fields[i].Name = name
+		}
+	}
+	if changed {
+		if err := us.Commit(); err != nil {
+			return nil, err
+		}
+	}
+	if namesChanged {
+		b, _ := json.Marshal(names)
+		if err := tx.SetProperties(iceberg.Properties{PropColumnNames: string(b)}); err != nil {
+			return nil, err
+		}
+	}
+	if len(names) == 0 {
+		return rec, nil
+	}
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), rec.Columns(), rec.NumRows()), nil
+}
+
+func lakeName(names map[string]string, col string) string {
+	if n, ok := names[col]; ok {
+		return n
+	}
+	return col
+}
+
+func nextVersion(sc *iceberg.Schema, col string) string {
+	for v := 2; ; v++ {
+		name := fmt.Sprintf("%s__v%d", col, v)
+		if _, ok := sc.FindFieldByName(name); !ok {
+			return name
+		}
+	}
+}
+
+func icebergType(f arrow.Field) (iceberg.Type, error) {
+	sc, err := table.ArrowSchemaToIcebergWithFreshIDs(arrow.NewSchema([]arrow.Field{f}, nil), false)
+	if err != nil {
+		return nil, err
+	}
+	return sc.Field(0).Type, nil
+}
+
+func promotable(from, to iceberg.Type) bool {
+	if _, ok := from.(iceberg.PrimitiveType); !ok {
+		return false
+	}
+	_, err := iceberg.PromoteType(from, to)
+	return err == nil
+}
