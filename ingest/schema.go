@@ -47,6 +47,7 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 	}
 	us := tx.UpdateSchema(true, false)
 	changed, namesChanged := false, false
+	renamed := map[string]iceberg.NestedField{} // new name -> field, renamed in this update
 
 	if v, ok := rec.Schema().Metadata().GetValue(metaRenames); ok {
 		var renames [][2]string
@@ -58,6 +59,8 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 			_, hasFrom := current.FindFieldByName(from)
 			_, hasTo := current.FindFieldByName(to)
 			if hasFrom && !hasTo { // not applied by an earlier attempt
+				f, _ := current.FindFieldByName(from)
+				renamed[to] = f
 				us.RenameColumn([]string{from}, to)
 				delete(names, r[0])
 				changed, namesChanged = true, true
@@ -74,6 +77,9 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 		}
 		name := lakeName(names, f.Name)
 		have, ok := current.FindFieldByName(name)
+		if !ok {
+			have, ok = renamed[name]
+		}
 		switch {
 		case !ok:
 			us.AddColumn([]string{name}, want, "", false, nil)

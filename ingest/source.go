@@ -138,7 +138,7 @@ func (s *source) checkIdentity(ctx context.Context, publication string, tables [
 			SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
 			AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
-			AND (cardinality($2::text[]) = 0 OR n.nspname || '"."' || c.relname = ANY($2))
+			AND (coalesce(cardinality($2::text[]), 0) = 0 OR n.nspname || '"."' || c.relname = ANY($2))
 			AND NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)
 		)
 		SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -32,7 +32,7 @@ func FuzzArrayParse(f *testing.F) {
 				t.Fatalf("%s: %d lists after one Append", c.PGType(), lb.Len())
 			}
 			arr := lb.NewArray() // must be a well-formed array either way
-			if err := arr.ValidateFull(); err != nil {
+			if err := arr.(*array.List).ValidateFull(); err != nil {
 				t.Fatalf("%s: invalid array: %v", c.PGType(), err)
 			}
 			arr.Release()
