@@ -39,8 +39,10 @@ const sourcesDDL = `CREATE TABLE IF NOT EXISTS cdclake_sources (
 )`
 
 func (c *Catalog) migrate(ctx context.Context) error {
-	if _, err := c.db.ExecContext(ctx, sourcesDDL); err != nil {
-		return fmt.Errorf("create catalog tables: %w", err)
+	for _, ddl := range []string{sourcesDDL, snapshotsDDL} {
+		if _, err := c.db.ExecContext(ctx, ddl); err != nil {
+			return fmt.Errorf("create catalog tables: %w", err)
+		}
 	}
 	return nil
 }

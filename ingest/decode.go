@@ -50,6 +50,7 @@ type relation struct {
 	name      string
 	cols      []relColumn
 	keys      []string // primary key (or replica identity) columns
+	missing   bool     // no changelog in the lake when first seen: onNew on its first row
 	arrow     *arrow.Schema
 	committed uint64 // the lake table's committed LSN when first seen
 	buf       *tableBuffer
@@ -88,21 +89,23 @@ type tx struct {
 type decoder struct {
 	reg        *pgarrow.Registry
 	primaryKey func(ctx context.Context, relid uint32) ([]string, error)
-	lookup     func(ctx context.Context, schema, name string) (committed uint64, err error)
-	rels       map[uint32]*relation
-	tables     map[string]*tableBuffer // by schema.name
-	inTx       bool
-	tx         tx
-	rows       int   // rows buffered since the last cut
-	bytes      int64 // approximate bytes buffered since the last cut
-	skipped    int64 // replayed rows dropped because the lake holds them
+	lookup     func(ctx context.Context, schema, name string) (committed uint64, exists bool, err error)
+	// onNew is called for a table that has no changelog in the lake yet.
+	onNew   func(schema, name string)
+	rels    map[uint32]*relation
+	tables  map[string]*tableBuffer // by schema.name
+	inTx    bool
+	tx      tx
+	rows    int   // rows buffered since the last cut
+	bytes   int64 // approximate bytes buffered since the last cut
+	skipped int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
 	endLSN     uint64
 	commitTime time.Time
 }
 
-func newDecoder(reg *pgarrow.Registry, lookup func(context.Context, string, string) (uint64, error)) *decoder {
+func newDecoder(reg *pgarrow.Registry, lookup func(context.Context, string, string) (uint64, bool, error)) *decoder {
 	return &decoder{reg: reg, lookup: lookup, rels: map[uint32]*relation{}, tables: map[string]*tableBuffer{}}
 }
 
@@ -216,15 +219,15 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	rel.buf = d.tables[key]
 	switch {
 	case seen:
-		rel.committed = old.committed
+		rel.committed, rel.missing = old.committed, old.missing
 	case rel.buf != nil:
 		rel.committed = rel.buf.rel.committed
 	default:
-		committed, err := d.lookup(ctx, rel.schema, rel.name)
+		committed, exists, err := d.lookup(ctx, rel.schema, rel.name)
 		if err != nil {
 			return err
 		}
-		rel.committed = committed
+		rel.committed, rel.missing = committed, !exists
 	}
 	if d.primaryKey != nil {
 		var err error
@@ -281,6 +284,12 @@ func (d *decoder) row(relID uint32, op string, t *pglogrepl.TupleData, keyOnly b
 		d.tx.seq++ // keep the positions of the other tables' rows stable
 		return nil // replayed: the lake already holds this transaction
 	}
+	if rel.missing {
+		rel.missing = false
+		if d.onNew != nil {
+			d.onNew(rel.schema, rel.name)
+		}
+	}
 	if rel.buf == nil {
 		key := rel.schema + "." + rel.name
 		rel.buf = d.tables[key]
@@ -325,21 +334,7 @@ func (d *decoder) row(relID uint32, op string, t *pglogrepl.TupleData, keyOnly b
 			d.bytes += int64(len(col.Data))
 		}
 	}
-	tb.b.Field(n).(*array.StringBuilder).Append(op)
-	tb.b.Field(n + 1).(*array.Int64Builder).Append(int64(d.tx.commitLSN))
-	tb.b.Field(n + 2).(*array.Int64Builder).Append(d.tx.seq)
-	tb.b.Field(n + 3).(*array.Int64Builder).Append(d.tx.xid)
-	tb.b.Field(n + 4).(*array.TimestampBuilder).Append(arrow.Timestamp(d.tx.commitTime.UnixMicro()))
-	lb := tb.b.Field(n + 5).(*array.ListBuilder)
-	if len(unchanged) == 0 {
-		lb.AppendNull()
-	} else {
-		lb.Append(true)
-		vb := lb.ValueBuilder().(*array.StringBuilder)
-		for _, u := range unchanged {
-			vb.Append(u)
-		}
-	}
+	appendCDC(tb.b, n, op, int64(d.tx.commitLSN), d.tx.seq, d.tx.xid, arrow.Timestamp(d.tx.commitTime.UnixMicro()), unchanged)
 	d.tx.seq++
 	tb.part++
 	tb.rows++

@@ -59,11 +59,26 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	if err != nil {
 		return err
 	}
-	start, err := startPosition(ctx, src, cat, o)
+	sk := newSink(cat, o.Name, o.Hooks, o.Logger)
+	reg := pgarrow.NewRegistry(src.conn)
+	start, err := startPosition(ctx, src, cat, o, func(snap string, lsn uint64) error {
+		tables, err := src.publishedTables(ctx, o.Publication)
+		if err != nil {
+			return err
+		}
+		return src.snapshot(ctx, sk, reg, o, snap, lsn, tables, false)
+	})
 	if err != nil {
 		if createdPub {
-			src.dropPublication(context.Background(), o.Publication)
+			// a slot created after the publication needs it to decode
+			if si, serr := src.slot(context.Background(), o.Slot); serr == nil && !si.exists {
+				src.dropPublication(context.Background(), o.Publication)
+			}
 		}
+		return err
+	}
+	// snapshots a crash interrupted start over, consistent with a new position
+	if err := src.reloadUnfinished(ctx, sk, reg, o); err != nil {
 		return err
 	}
 	repl, err := src.replication(ctx)
@@ -96,17 +111,20 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	}
 	o.Logger.Info("streaming", "slot", o.Slot, "publication", o.Publication, "from_lsn", pglogrepl.LSN(start).String(), "catch_up", o.CatchUp)
 
-	sk := newSink(cat, o.Name, o.Hooks, o.Logger)
-	dec := newDecoder(pgarrow.NewRegistry(src.conn), sk.committedLSN)
+	dec := newDecoder(reg, sk.committedLSN)
 	dec.primaryKey = src.primaryKey
 	st := newStream(repl, dec, sk, o, start, target)
+	if o.Snapshot == "initial" {
+		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
+	}
 	return st.run(ctx)
 }
 
 // startPosition reconciles the slot with the catalog's watermark, creating
 // the slot (and the source record) on first use, and returns the LSN to
 // stream from.
-func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Options) (uint64, error) {
+func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Options,
+	snapshot func(snap string, lsn uint64) error) (uint64, error) {
 	rec, err := cat.Source(ctx, o.Name)
 	known := err == nil
 	if err != nil && !errors.Is(err, catalog.ErrNoSuchSource) {
@@ -126,8 +144,12 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 			return 0, err
 		}
 		defer repl.Close(context.Background())
+		action := "NOEXPORT_SNAPSHOT"
+		if o.Snapshot == "initial" {
+			action = "EXPORT_SNAPSHOT"
+		}
 		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, o.Slot, "pgoutput",
-			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
 		if err != nil {
 			return 0, fmt.Errorf("create replication slot %q: %w", o.Slot, err)
 		}
@@ -138,6 +160,12 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		o.Logger.Info("created replication slot", "slot", o.Slot, "lsn", lsn.String())
 		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: uint64(lsn)}); err != nil {
 			return 0, err
+		}
+		if res.SnapshotName != "" {
+			// the exported snapshot lives while repl stays open and idle
+			if err := snapshot(res.SnapshotName, uint64(lsn)); err != nil {
+				return 0, err
+			}
 		}
 		return uint64(lsn), nil
 	case si.plugin != "pgoutput":

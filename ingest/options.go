@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -21,6 +22,12 @@ type Options struct {
 	// Tables limits a publication cdclake creates (schema.table; a bare
 	// name means public). Empty: all tables.
 	Tables []string
+	// Snapshot is "initial" (default: copy the existing rows of every
+	// table when the slot is created) or "never".
+	Snapshot string
+	// SnapshotWorkers is the number of connections reading a snapshot
+	// (default: the number of cores).
+	SnapshotWorkers int
 	// CatchUp stops after everything committed before the start is in
 	// the lake and acknowledged (batch mode).
 	CatchUp bool
@@ -61,6 +68,12 @@ func (o Options) withDefaults(dbName string) Options {
 	}
 	if o.Slot == "" {
 		o.Slot = slotName(o.Name)
+	}
+	if o.Snapshot == "" {
+		o.Snapshot = "initial"
+	}
+	if o.SnapshotWorkers <= 0 {
+		o.SnapshotWorkers = runtime.NumCPU()
 	}
 	if o.FlushRows <= 0 {
 		o.FlushRows = 200_000

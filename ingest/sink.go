@@ -59,12 +59,12 @@ type sink struct {
 	hooks   Hooks
 	log     *slog.Logger
 	tables  map[string]*table.Table
-	pending map[string]*table.Transaction // open transactions, by schema.table
+	pending map[string]*pendingTx // open transactions, by schema.table
 }
 
 func newSink(cat *catalog.Catalog, source string, hooks Hooks, log *slog.Logger) *sink {
 	return &sink{cat: cat, source: source, hooks: hooks, log: log,
-		tables: map[string]*table.Table{}, pending: map[string]*table.Transaction{}}
+		tables: map[string]*table.Table{}, pending: map[string]*pendingTx{}}
 }
 
 // Ident returns the Iceberg identifier of a source table's changelog.
@@ -73,17 +73,17 @@ func Ident(source, schema, name string) table.Identifier {
 }
 
 // committedLSN returns the source watermark of a changelog table's last
-// commit, 0 when the table does not exist yet.
-func (s *sink) committedLSN(ctx context.Context, schema, name string) (uint64, error) {
+// commit, and whether the table exists. It runs beside the flusher, so it
+// leaves the sink's state alone.
+func (s *sink) committedLSN(ctx context.Context, schema, name string) (uint64, bool, error) {
 	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, schema, name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
-		return 0, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("load %s.%s: %w", schema, name, err)
+		return 0, false, fmt.Errorf("load %s.%s: %w", schema, name, err)
 	}
-	s.tables[schema+"."+name] = tbl
-	return tableLSN(tbl), nil
+	return tableLSN(tbl), true, nil
 }
 
 func tableLSN(tbl *table.Table) uint64 {
@@ -113,10 +113,8 @@ func (s *sink) commit(ctx context.Context, b *batch) error {
 		return nil
 	}
 	for key := range s.pending {
-		err := s.finish(ctx, key, b.endLSN)
-		delete(s.pending, key)
-		if err != nil {
-			return fmt.Errorf("commit %s: %w", key, err)
+		if err := s.commitPending(ctx, key, b.endLSN, true); err != nil {
+			return err
 		}
 	}
 	if err := s.cat.SetWatermark(ctx, s.source, b.endLSN, b.commitTime); err != nil {
@@ -139,7 +137,7 @@ func (s *sink) commitTable(ctx context.Context, tb tableBatch, lsn uint64) error
 			delete(s.tables, key) // reload
 		}
 		if err = s.stage(ctx, tb, lsn); err == nil {
-			err = s.finish(ctx, key, lsn)
+			err = s.finish(ctx, key, lsn, true)
 		}
 		delete(s.pending, key)
 		if err == nil || !retryable(err) {
@@ -156,15 +154,16 @@ func (s *sink) commitTable(ctx context.Context, tb tableBatch, lsn uint64) error
 // (and creating the table) when needed, and evolving the schema first.
 func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
 	key := tb.schema + "." + tb.name
-	tx := s.pending[key]
-	if tx == nil {
+	p := s.pending[key]
+	if p == nil {
 		tbl, err := s.table(ctx, tb)
 		if err != nil {
 			return err
 		}
-		tx = tbl.NewTransaction()
-		s.pending[key] = tx
+		p = &pendingTx{tx: tbl.NewTransaction(), base: tbl}
+		s.pending[key] = p
 	}
+	tx := p.tx
 	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
 	for _, part := range tb.parts {
 		rec, err := evolve(tx, part, s.log)
@@ -181,18 +180,98 @@ func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
 	return nil
 }
 
-// finish commits a table's open transaction with its new watermark.
-func (s *sink) finish(ctx context.Context, key string, lsn uint64) error {
-	tx := s.pending[key]
+// pendingTx is a table's open transaction and the table it started from.
+type pendingTx struct {
+	tx   *table.Transaction
+	base *table.Table
+}
+
+// commitPending commits a table's open transaction. When another writer
+// committed first, the files already written are committed again on top
+// of the new table state.
+func (s *sink) commitPending(ctx context.Context, key string, lsn uint64, setLSN bool) error {
+	defer delete(s.pending, key)
+	err := s.finish(ctx, key, lsn, setLSN)
+	for attempt := 1; err != nil && retryable(err) && attempt < 5; attempt++ {
+		time.Sleep(time.Duration(attempt*attempt) * 50 * time.Millisecond)
+		var p *pendingTx
+		if p, err = s.restage(ctx, key); err == nil {
+			s.pending[key] = p
+			err = s.finish(ctx, key, lsn, setLSN)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	return nil
+}
+
+// restage starts a transaction on the table's current state that adds the
+// data files the pending transaction wrote.
+func (s *sink) restage(ctx context.Context, key string) (*pendingTx, error) {
+	p := s.pending[key]
+	staged, err := p.tx.StagedTable()
+	if err != nil {
+		return nil, err
+	}
+	fs, err := staged.FS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	old := map[int64]bool{}
+	for _, snap := range p.base.Metadata().Snapshots() {
+		old[snap.SnapshotID] = true
+	}
+	manifests, err := staged.CurrentSnapshot().Manifests(fs)
+	if err != nil {
+		return nil, fmt.Errorf("read staged manifests: %w", err)
+	}
+	var files []iceberg.DataFile
+	for _, m := range manifests {
+		if old[m.SnapshotID()] {
+			continue
+		}
+		entries, err := m.FetchEntries(fs, true)
+		if err != nil {
+			return nil, fmt.Errorf("read staged manifest: %w", err)
+		}
+		for _, e := range entries {
+			if e.Status() == iceberg.EntryStatusADDED {
+				files = append(files, e.DataFile())
+			}
+		}
+	}
+	delete(s.tables, key)
+	parts := strings.SplitN(key, ".", 2)
+	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, parts[0], parts[1]))
+	if err != nil {
+		return nil, err
+	}
+	np := &pendingTx{tx: tbl.NewTransaction(), base: tbl}
+	if staged.Schema().ID != tbl.Schema().ID {
+		return nil, fmt.Errorf("schema changed under a concurrent commit: %w", table.ErrCommitFailed)
+	}
+	if err := np.tx.AddDataFiles(ctx, files, nil); err != nil {
+		return nil, fmt.Errorf("add written files: %w", err)
+	}
+	return np, nil
+}
+
+// finish commits a table's open transaction; with setLSN it records lsn
+// as the table's watermark (skipping a commit an earlier attempt made).
+func (s *sink) finish(ctx context.Context, key string, lsn uint64, setLSN bool) error {
+	tx := s.pending[key].tx
 	st, err := tx.StagedTable()
 	if err != nil {
 		return err
 	}
-	if tableLSN(st.Table) > lsn {
-		return nil // committed before, by an earlier attempt
-	}
-	if err := tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}); err != nil {
-		return err
+	if setLSN {
+		if tableLSN(st.Table) > lsn {
+			return nil // committed before, by an earlier attempt
+		}
+		if err := tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}); err != nil {
+			return err
+		}
 	}
 	if s.hooks.AfterUpload != nil {
 		if err := s.hooks.AfterUpload(key); err != nil {

@@ -16,9 +16,13 @@ import (
 // source is a checked PostgreSQL database: a regular connection for
 // queries and the settings of its replication.
 type source struct {
-	cfg  *pgconn.Config
-	conn *pgx.Conn
+	cfg    *pgconn.Config
+	pgxCfg *pgx.ConnConfig
+	conn   *pgx.Conn
 }
+
+// pgxConfig returns a copy of the connection settings for another connection.
+func (s *source) pgxConfig() *pgx.ConnConfig { return s.pgxCfg.Copy() }
 
 // connect opens a regular connection and turns the usual failures into
 // one-line errors that say what to fix. The password never appears.
@@ -31,7 +35,7 @@ func connect(ctx context.Context, url string) (*source, error) {
 	if err != nil {
 		return nil, connectError(&cfg.Config, err)
 	}
-	return &source{cfg: &cfg.Config, conn: conn}, nil
+	return &source{cfg: &cfg.Config, pgxCfg: cfg.Copy(), conn: conn}, nil
 }
 
 func connectError(cfg *pgconn.Config, err error) error {

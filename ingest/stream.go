@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -38,6 +39,8 @@ type stream struct {
 	flushErr chan error
 	stopping atomic.Bool
 	caughtUp atomic.Bool
+
+	bg sync.WaitGroup // snapshots of tables added while streaming
 
 	// transactions streamed while in progress (receiver goroutine only)
 	spool     *spool
@@ -104,6 +107,7 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	close(st.flushCh)
 	<-flusherDone
+	st.bg.Wait()
 	if flushFailed == nil {
 		select {
 		case flushFailed = <-st.flushErr:
@@ -296,6 +300,34 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 		st.submit(b)
 	}
 	return nil
+}
+
+// reloadNew snapshots a table that joined the publication while streaming
+// (unless a snapshot of it is recorded already), beside the stream.
+func (st *stream) reloadNew(ctx context.Context, schema, name string) {
+	st.bg.Add(1)
+	go func() {
+		defer st.bg.Done()
+		err := func() error {
+			snaps, err := st.sink.cat.Snapshots(ctx, st.o.Name)
+			if err != nil {
+				return err
+			}
+			for _, s := range snaps {
+				if s.Schema == schema && s.Table == name {
+					return nil
+				}
+			}
+			st.log.Info("new table: snapshotting its existing rows", "table", schema+"."+name)
+			return Reload(ctx, st.sink.cat, st.o, []string{pgx.Identifier{schema, name}.Sanitize()})
+		}()
+		if err != nil && ctx.Err() == nil {
+			select {
+			case st.flushErr <- fmt.Errorf("snapshot of new table %s.%s: %w", schema, name, err):
+			default:
+			}
+		}
+	}()
 }
 
 // checkCaughtUp stops a catch-up run once every transaction that

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -51,8 +51,12 @@ func TestIngestCommandS3(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer at.Release()
-			if at.NumRows() != 500 {
-				t.Fatalf("lake holds %d rows, want 500", at.NumRows())
+			var want int64
+			if err := pg.QueryRow("shop", "SELECT count(*) FROM orders", &want); err != nil {
+				t.Fatal(err)
+			}
+			if at.NumRows() != want { // the first run's snapshot copied the rows already there
+				t.Fatalf("lake holds %d rows, want the source's %d", at.NumRows(), want)
 			}
 		})
 	}

@@ -1,0 +1,536 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/ingest/pgarrow"
+)
+
+// A snapshot copies a table's existing rows into its changelog as 'r'
+// rows, consistent with a position LSN of the replication stream: the
+// rows are read under the snapshot PostgreSQL exported when it created a
+// slot at LSN, and written with _cdc_lsn = LSN-1, so that every streamed
+// change (commit LSN >= LSN) orders after them. A re-snapshot of a table
+// that already has rows in the lake starts with a 't' row at the same
+// position, so the reloaded rows replace the old state.
+//
+// Workers read the table in ranges of pages (ctid ranges, per partition
+// for partitioned tables) with COPY, in parallel, each in a transaction
+// set to the exported snapshot. One writer turns the rows into Parquet
+// files; each table is committed in one Iceberg commit when all its
+// ranges are in.
+
+const (
+	chunkPages      = 2048     // pages (16 MiB) of a table read by one COPY
+	snapshotRecRows = 64 << 10 // rows in one Arrow record
+)
+
+// snapTable is one table to snapshot.
+type snapTable struct {
+	oid      uint32
+	rel      *relation
+	chunks   []chunk
+	bytes    int64 // size on disk, for the estimate of time left
+	progress catalog.TableSnapshot
+	left     int // chunks not yet written
+}
+
+type chunk struct {
+	table    int    // index in the snapshot's tables
+	from     string // qualified relation to read (the table or a partition)
+	first    uint32 // first page
+	last     uint32 // page after the range; MaxUint32: to the end
+	seqStart int64
+}
+
+// snapshotRec is a piece of a table's rows, or the end of a chunk.
+type snapshotRec struct {
+	table int
+	rec   arrow.RecordBatch // nil: the chunk is done
+	bytes int64
+}
+
+// snapshot copies tables consistent with the exported snapshot snap,
+// taken at position lsn. truncate marks a reload of tables already in
+// the lake.
+func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, o Options,
+	snap string, lsn uint64, names []string, truncate bool) error {
+	if len(names) == 0 {
+		return nil
+	}
+	tables, err := s.planSnapshot(ctx, reg, names)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	for _, t := range tables {
+		t.progress = catalog.TableSnapshot{Source: o.Name, Schema: t.rel.schema, Table: t.rel.name,
+			State: catalog.SnapshotRunning, LSN: lsn, TotalBytes: t.bytes, StartedAt: started}
+		if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
+			return err
+		}
+	}
+	o.Logger.Info("snapshot started", "tables", len(tables), "lsn", fmtLSN(lsn), "workers", o.SnapshotWorkers)
+
+	var jobs []chunk
+	for i, t := range tables {
+		for _, c := range t.chunks {
+			c.table = i
+			jobs = append(jobs, c)
+		}
+		t.left = len(t.chunks)
+	}
+	jobCh := make(chan chunk)
+	out := make(chan snapshotRec, 2*o.SnapshotWorkers)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(jobCh)
+		for _, j := range jobs {
+			select {
+			case jobCh <- j:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for w := 0; w < o.SnapshotWorkers; w++ {
+		wg.Add(1)
+		g.Go(func() error {
+			defer wg.Done()
+			return s.snapshotWorker(gctx, snap, tables, lsn, jobCh, out)
+		})
+	}
+	go func() { wg.Wait(); close(out) }()
+	g.Go(func() error {
+		return writeSnapshot(gctx, sk, o, tables, lsn, truncate, out)
+	})
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	o.Logger.Info("snapshot done", "tables", len(tables), "took", time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// planSnapshot resolves each table's columns and splits it into chunks.
+func (s *source) planSnapshot(ctx context.Context, reg *pgarrow.Registry, names []string) ([]*snapTable, error) {
+	var out []*snapTable
+	for _, name := range names {
+		var oid uint32
+		var schema, rel string
+		var kind byte
+		err := s.conn.QueryRow(ctx, `SELECT c.oid, n.nspname, c.relname, c.relkind::"char" FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, name).Scan(&oid, &schema, &rel, &kind)
+		if err != nil {
+			return nil, fmt.Errorf("look up table %s: %w", name, err)
+		}
+		rows, err := s.conn.Query(ctx, `SELECT attname, atttypid, atttypmod FROM pg_attribute
+			WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum`, oid)
+		if err != nil {
+			return nil, fmt.Errorf("read columns of %s: %w", name, err)
+		}
+		type col struct {
+			Name   string
+			OID    uint32
+			Typmod int32
+		}
+		cols, err := pgx.CollectRows(rows, pgx.RowToStructByPos[col])
+		if err != nil {
+			return nil, fmt.Errorf("read columns of %s: %w", name, err)
+		}
+		keys, err := s.primaryKey(ctx, oid)
+		if err != nil {
+			return nil, err
+		}
+		r := &relation{id: oid, schema: schema, name: rel, keys: keys}
+		fields := make([]arrow.Field, 0, len(cols)+len(cdcFields))
+		for _, c := range cols {
+			dec, err := reg.Column(ctx, c.OID, c.Typmod)
+			if err != nil {
+				return nil, fmt.Errorf("column %s of %s: %w", c.Name, name, err)
+			}
+			r.cols = append(r.cols, relColumn{name: c.Name, oid: c.OID, dec: dec})
+			fields = append(fields, arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true})
+		}
+		r.arrow = arrow.NewSchema(append(fields, cdcFields...), nil)
+		t := &snapTable{oid: oid, rel: r}
+		parts := []uint32{oid}
+		if kind == 'p' {
+			rows, err := s.conn.Query(ctx, `SELECT relid::oid FROM pg_partition_tree($1) WHERE isleaf`, oid)
+			if err != nil {
+				return nil, fmt.Errorf("list partitions of %s: %w", name, err)
+			}
+			if parts, err = pgx.CollectRows(rows, pgx.RowTo[uint32]); err != nil {
+				return nil, fmt.Errorf("list partitions of %s: %w", name, err)
+			}
+		}
+		for _, p := range parts {
+			var qualified string
+			var size, blockSize int64
+			err := s.conn.QueryRow(ctx, `SELECT format('%I.%I', n.nspname, c.relname), pg_relation_size(c.oid),
+				current_setting('block_size')::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE c.oid = $1`, p).Scan(&qualified, &size, &blockSize)
+			if err != nil {
+				return nil, fmt.Errorf("size of %s: %w", name, err)
+			}
+			t.bytes += size
+			pages := uint32(size / blockSize)
+			for first := uint32(0); ; first += chunkPages {
+				c := chunk{from: qualified, first: first, last: first + chunkPages}
+				if c.last >= pages {
+					c.last = math.MaxUint32
+				}
+				t.chunks = append(t.chunks, c)
+				if c.last == math.MaxUint32 {
+					break
+				}
+			}
+		}
+		for i := range t.chunks {
+			t.chunks[i].seqStart = int64(i)<<32 + 1 // seq 0 is left for the truncate marker
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// snapshotWorker reads chunks under the exported snapshot.
+func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snapTable, lsn uint64,
+	jobs <-chan chunk, out chan<- snapshotRec) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pgxConfig())
+	if err != nil {
+		return connectError(s.cfg, err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return fmt.Errorf("begin snapshot transaction: %w", err)
+	}
+	if _, err := conn.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", snap)); err != nil {
+		return fmt.Errorf("set transaction snapshot: %w", err)
+	}
+	now := time.Now()
+	for c := range jobs {
+		t := tables[c.table]
+		cw := &copyWriter{rel: t.rel, table: c.table, out: out, ctx: ctx, seq: c.seqStart,
+			lsn: int64(lsn) - 1, ts: arrow.Timestamp(now.UnixMicro())}
+		cw.b = array.NewRecordBuilder(memory.DefaultAllocator, t.rel.arrow)
+		cols := make([]string, len(t.rel.cols))
+		for i, col := range t.rel.cols {
+			cols[i] = pgx.Identifier{col.name}.Sanitize()
+		}
+		where := fmt.Sprintf("ctid >= '(%d,0)'::tid", c.first)
+		if c.last != math.MaxUint32 {
+			where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", c.last)
+		}
+		sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", joinComma(cols), c.from, where)
+		_, err := conn.PgConn().CopyTo(ctx, cw, sql)
+		if err == nil {
+			err = cw.flush()
+		}
+		cw.b.Release()
+		if err != nil {
+			return fmt.Errorf("copy %s: %w", c.from, err)
+		}
+		select {
+		case out <- snapshotRec{table: c.table}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
+
+// copyWriter receives COPY text rows and builds Arrow records.
+type copyWriter struct {
+	ctx     context.Context
+	rel     *relation
+	table   int
+	b       *array.RecordBuilder
+	out     chan<- snapshotRec
+	seq     int64
+	lsn     int64
+	ts      arrow.Timestamp
+	rows    int
+	bytes   int64
+	partial []byte
+	fields  [][]byte
+	buf     []byte
+}
+
+// Write takes COPY data: PostgreSQL sends one row per message, but a row
+// split across writes is put together here.
+func (w *copyWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(w.partial) > 0 {
+		w.partial = append(w.partial, p...)
+		p = w.partial
+	}
+	for {
+		i := indexNewline(p)
+		if i < 0 {
+			w.partial = append(w.partial[:0], p...)
+			return n, nil
+		}
+		if err := w.row(p[:i]); err != nil {
+			return 0, err
+		}
+		p = p[i+1:]
+		if len(p) == 0 {
+			w.partial = w.partial[:0]
+			return n, nil
+		}
+	}
+}
+
+func indexNewline(p []byte) int {
+	for i, c := range p {
+		if c == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+func (w *copyWriter) row(line []byte) error {
+	var err error
+	w.fields, w.buf, err = splitCopyRow(line, w.fields, w.buf)
+	if err != nil {
+		return err
+	}
+	if len(w.fields) != len(w.rel.cols) {
+		return fmt.Errorf("COPY row has %d fields, want %d", len(w.fields), len(w.rel.cols))
+	}
+	for i, c := range w.rel.cols {
+		fb := w.b.Field(i)
+		if w.fields[i] == nil {
+			fb.AppendNull()
+		} else if err := c.dec.Append(fb, w.fields[i]); err != nil {
+			return fmt.Errorf("decode %s: %w", c.name, err)
+		}
+	}
+	appendCDC(w.b, len(w.rel.cols), OpRead, w.lsn, w.seq, 0, w.ts, nil)
+	w.seq++
+	w.rows++
+	w.bytes += int64(len(line)) + 1
+	if w.rows >= snapshotRecRows {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *copyWriter) flush() error {
+	if w.rows == 0 {
+		return nil
+	}
+	rec := w.b.NewRecordBatch()
+	select {
+	case w.out <- snapshotRec{table: w.table, rec: rec, bytes: w.bytes}:
+	case <-w.ctx.Done():
+		rec.Release()
+		return w.ctx.Err()
+	}
+	w.rows, w.bytes = 0, 0
+	return nil
+}
+
+// appendCDC appends the metadata columns of one change row, which start
+// at field n of b.
+func appendCDC(b *array.RecordBuilder, n int, op string, lsn, seq, xid int64, ts arrow.Timestamp, unchanged []string) {
+	b.Field(n).(*array.StringBuilder).Append(op)
+	b.Field(n + 1).(*array.Int64Builder).Append(lsn)
+	b.Field(n + 2).(*array.Int64Builder).Append(seq)
+	b.Field(n + 3).(*array.Int64Builder).Append(xid)
+	b.Field(n + 4).(*array.TimestampBuilder).Append(ts)
+	lb := b.Field(n + 5).(*array.ListBuilder)
+	if len(unchanged) == 0 {
+		lb.AppendNull()
+		return
+	}
+	lb.Append(true)
+	vb := lb.ValueBuilder().(*array.StringBuilder)
+	for _, u := range unchanged {
+		vb.Append(u)
+	}
+}
+
+// writeSnapshot stages the records of each table and commits a table once
+// all its chunks are in.
+func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable, lsn uint64, truncate bool, in <-chan snapshotRec) error {
+	lastLog := time.Now()
+	started := lastLog
+	if truncate {
+		for _, t := range tables {
+			b := array.NewRecordBuilder(memory.DefaultAllocator, t.rel.arrow)
+			for i := range t.rel.cols {
+				b.Field(i).AppendNull()
+			}
+			appendCDC(b, len(t.rel.cols), OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(started.UnixMicro()), nil)
+			rec := b.NewRecordBatch()
+			b.Release()
+			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, parts: []arrow.RecordBatch{rec}}, lsn)
+			rec.Release()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for r := range in {
+		t := tables[r.table]
+		if r.rec != nil {
+			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, parts: []arrow.RecordBatch{r.rec}}, lsn)
+			r.rec.Release()
+			if err != nil {
+				return err
+			}
+			t.progress.Rows += r.rec.NumRows()
+			t.progress.Bytes += r.bytes
+		} else if t.left--; t.left == 0 {
+			key := t.rel.schema + "." + t.rel.name
+			if sk.pending[key] != nil { // else an empty table
+				if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
+					return err
+				}
+			}
+			t.progress.State = catalog.SnapshotDone
+			if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
+				return err
+			}
+			o.Logger.Info("table snapshot committed", "table", key, "rows", t.progress.Rows)
+		}
+		if time.Since(lastLog) >= o.ProgressInterval {
+			lastLog = time.Now()
+			for _, t := range tables {
+				if t.progress.State == catalog.SnapshotDone {
+					continue
+				}
+				elapsed := time.Since(started).Seconds()
+				rate := float64(t.progress.Rows) / elapsed
+				left := "unknown"
+				if t.progress.Bytes > 0 && t.bytes > t.progress.Bytes {
+					left = time.Duration(float64(t.bytes-t.progress.Bytes) / (float64(t.progress.Bytes) / elapsed) * float64(time.Second)).Round(time.Second).String()
+				}
+				o.Logger.Info("snapshot progress", "table", t.rel.schema+"."+t.rel.name, "rows", t.progress.Rows,
+					"bytes", t.progress.Bytes, "rows_per_s", int64(rate), "est_left", left)
+				if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, t := range tables {
+		if t.left > 0 {
+			return errors.New("snapshot ended before all chunks were read")
+		}
+	}
+	return nil
+}
+
+func fmtLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }
+
+// publishedTables lists the tables of a publication (partitioned tables by
+// their root), as quoted schema.table names.
+func (s *source) publishedTables(ctx context.Context, publication string) ([]string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT format('%I.%I', n.nspname, c.relname)
+		FROM pg_publication p, pg_publication_tables pt
+		JOIN pg_class l ON l.oid = format('%I.%I', pt.schemaname, pt.tablename)::regclass
+		JOIN pg_class c ON c.oid = CASE WHEN l.relispartition THEN pg_partition_root(l.oid) ELSE l.oid END
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = $1 AND pt.pubname = $1 AND (p.pubviaroot OR NOT l.relispartition) ORDER BY 1`, publication)
+	if err != nil {
+		return nil, fmt.Errorf("list published tables: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// reload snapshots tables again while their changes may be streaming: a
+// temporary slot exports a snapshot at a new position, and the reloaded
+// rows (after a truncate marker) replace what the lake had before it.
+func (s *source) reload(ctx context.Context, sk *sink, reg *pgarrow.Registry, o Options, tables []string) error {
+	repl, err := s.replication(ctx)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.Background())
+	slot := fmt.Sprintf("cdclake_reload_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	if err != nil {
+		return fmt.Errorf("create temporary slot for the snapshot: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return fmt.Errorf("parse consistent point: %w", err)
+	}
+	return s.snapshot(ctx, sk, reg, o, res.SnapshotName, uint64(lsn), tables, true)
+}
+
+// reloadUnfinished reloads the tables whose snapshot did not finish.
+func (s *source) reloadUnfinished(ctx context.Context, sk *sink, reg *pgarrow.Registry, o Options) error {
+	snaps, err := sk.cat.Snapshots(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for _, sn := range snaps {
+		if sn.State != catalog.SnapshotDone {
+			tables = append(tables, pgx.Identifier{sn.Schema, sn.Table}.Sanitize())
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	o.Logger.Warn("snapshots were interrupted; reloading their tables", "tables", tables)
+	return s.reload(ctx, sk, reg, o, tables)
+}
+
+// Reload snapshots the named tables (schema.table) of a source again while
+// its ingest may keep streaming (cdclake snapshot --table).
+func Reload(ctx context.Context, cat *catalog.Catalog, o Options, tables []string) error {
+	src, err := connect(ctx, o.Source)
+	if err != nil {
+		return err
+	}
+	defer src.conn.Close(context.Background())
+	o = o.withDefaults(src.cfg.Database)
+	if _, err := cat.Source(ctx, o.Name); err != nil {
+		return fmt.Errorf("source %q is not in the lake yet (run cdclake ingest first): %w", o.Name, err)
+	}
+	qualified := make([]string, len(tables))
+	for i, t := range tables {
+		qualified[i] = t
+		if !strings.Contains(t, `"`) {
+			qualified[i] = quoteQualified(t)
+		}
+	}
+	return src.reload(ctx, newSink(cat, o.Name, Hooks{}, o.Logger), pgarrow.NewRegistry(src.conn), o, qualified)
+}
