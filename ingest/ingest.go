@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdclake/cdclake/catalog"
@@ -113,6 +115,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	dec := newDecoder(reg, sk.committedLSN)
 	dec.primaryKey = src.primaryKey
+	if o.Metrics != nil {
+		go watchSlot(ctx, src.pgxConfig(), o)
+	}
 	st := newStream(repl, dec, sk, o, start, target)
 	if o.Snapshot == "initial" {
 		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
@@ -185,4 +190,34 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 			o.Slot, pglogrepl.LSN(si.confirmed), pglogrepl.LSN(rec.LSN), o.Name)
 	}
 	return rec.LSN, nil
+}
+
+// watchSlot reports the WAL the slot keeps on the source, every 15 s.
+func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	for {
+		if conn == nil {
+			conn, _ = pgx.ConnectConfig(ctx, cfg)
+		}
+		if conn != nil {
+			var retained int64
+			err := conn.QueryRow(ctx, `SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
+				FROM pg_replication_slots WHERE slot_name = $1`, o.Slot).Scan(&retained)
+			if err == nil {
+				o.Metrics.retainedWAL.WithLabelValues(o.Name).Set(float64(retained))
+			} else if conn.IsClosed() {
+				conn = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(15 * time.Second):
+		}
+	}
 }

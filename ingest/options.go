@@ -57,6 +57,8 @@ type Options struct {
 
 	Hooks  Hooks
 	Logger *slog.Logger
+	// Metrics, when set, receive the source's counters and gauges.
+	Metrics *Metrics
 }
 
 func (o Options) withDefaults(dbName string) Options {

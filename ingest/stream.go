@@ -372,6 +372,16 @@ func (st *stream) flusher(ctx context.Context) {
 			} else {
 				st.durable.Store(b.endLSN)
 				st.rows.Add(int64(b.rows))
+				if m := st.o.Metrics; m != nil && !b.partial {
+					src := st.o.Name
+					m.rows.WithLabelValues(src).Add(float64(b.rows))
+					m.bytes.WithLabelValues(src).Add(float64(b.bytes))
+					m.flushes.WithLabelValues(src).Inc()
+					m.flushTime.WithLabelValues(src).Observe(time.Since(start).Seconds())
+					if b.rows > 0 {
+						m.commitTime.WithLabelValues(src).Observe(time.Since(b.commitTime).Seconds())
+					}
+				}
 				if b.rows > 0 {
 					st.log.Debug("flushed", "rows", b.rows, "tables", len(b.tables), "lsn", pglogrepl.LSN(b.endLSN).String(), "took", time.Since(start))
 				}
@@ -432,7 +442,7 @@ func (st *stream) ticker(stop <-chan struct{}) {
 
 func (st *stream) logProgress(rows int64, over time.Duration) {
 	st.mu.Lock()
-	walEnd, skipped := st.walEnd, st.dec.skipped
+	walEnd, skipped, commitTime := st.walEnd, st.dec.skipped, st.dec.commitTime
 	st.mu.Unlock()
 	durable := st.durable.Load()
 	rate := 0.0
@@ -442,6 +452,12 @@ func (st *stream) logProgress(rows int64, over time.Duration) {
 	lag := uint64(0)
 	if walEnd > durable {
 		lag = walEnd - durable
+	}
+	if m := st.o.Metrics; m != nil {
+		m.lagBytes.WithLabelValues(st.o.Name).Set(float64(lag))
+		if !commitTime.IsZero() {
+			m.lagSeconds.WithLabelValues(st.o.Name).Set(time.Since(commitTime).Seconds())
+		}
 	}
 	st.log.Info("progress", "rows", st.rows.Load(), "rows_per_s", int64(rate),
 		"committed_lsn", pglogrepl.LSN(durable).String(), "lag_bytes", lag, "skipped_replayed", skipped)
