@@ -411,7 +411,7 @@ func (st *stream) ticker(stop <-chan struct{}) {
 		case now := <-t.C:
 			st.mu.Lock()
 			var b *batch
-			if !st.dec.inTx {
+			if !st.dec.inTx && st.inflight.Load() == 0 { // never wait here: this goroutine reports status
 				b = st.cutIfDue()
 				if b == nil && st.dec.rows == 0 && st.inflight.Load() == 0 && st.walEnd > st.durable.Load() &&
 					(st.target > 0 || now.Sub(st.lastIdle) >= st.o.IdleAckInterval) {
