@@ -41,8 +41,10 @@ type Options struct {
 	// receiving waits for the flush (default 4 × FlushBytes).
 	MaxBufferBytes int64
 	// MemoryBudget bounds the memory held by transactions PostgreSQL
-	// streams while they run: their changes spill to SpillDir beyond half
-	// of it, and they are written in chunks of an eighth (default 256 MiB).
+	// streams while they run: their changes spill to SpillDir beyond a
+	// quarter of it, and they are written in chunks of a sixteenth, so that
+	// with the chunks in flight and Go's garbage collector the process
+	// stays near the budget plus a fixed overhead (default 256 MiB).
 	MemoryBudget int64
 	// SpillDir holds spilled transactions (default: a folder in the
 	// system temp dir, removed at exit).

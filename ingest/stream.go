@@ -52,7 +52,7 @@ func newStream(conn *pgconn.PgConn, dec *decoder, sk *sink, o Options, start, ta
 	st := &stream{conn: conn, sink: sk, o: o, log: o.Logger, target: target, dec: dec,
 		walEnd: start, flushCh: make(chan *batch, 1), flushErr: make(chan error, 1), lastIdle: time.Now()}
 	st.durable.Store(start)
-	st.spool = newSpool(o.SpillDir, o.MemoryBudget/2)
+	st.spool = newSpool(o.SpillDir, o.MemoryBudget/4)
 	dec.endLSN = start
 	return st
 }
@@ -265,7 +265,7 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 	live := maps.Clone(st.dec.rels)
 	st.dec.begin(m.Xid, uint64(m.CommitLSN), m.CommitTime)
 	st.mu.Unlock()
-	chunk := max(st.o.MemoryBudget/8, 1<<20)
+	chunk := max(st.o.MemoryBudget/16, 1<<20)
 	err := st.spool.each(m.Xid, func(raw []byte) error {
 		msg, err := pglogrepl.ParseV2(raw, true)
 		if err != nil {

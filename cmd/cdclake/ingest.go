@@ -5,6 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/cdclake/cdclake/ingest"
@@ -30,6 +32,8 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.SnapshotWorkers, "snapshot-workers", 0, "connections reading a snapshot in parallel (default: number of cores)")
 	fs.BoolVar(&o.CatchUp, "catch-up", false, "stop once everything committed before the start is in the lake")
 	fs.DurationVar(&o.FlushAge, "flush-interval", 0, "longest time a change waits before it is committed (default 1s)")
+	fs.Int64Var(&o.MemoryBudget, "memory-budget", 0, "bytes of memory for transactions streamed while they run, beyond which they spill to disk (default 256 MiB)")
+	fs.StringVar(&o.SpillDir, "spill-dir", "", "folder for spilled transactions (default: in the system temp folder)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,5 +60,23 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cat.Close()
+	setMemoryLimit(o.MemoryBudget)
 	return ingest.Run(ctx, cat, o)
+}
+
+// setMemoryLimit asks the garbage collector to keep the heap near the
+// ingest memory budgets (a default of 256 MiB each) plus a fixed overhead,
+// unless GOMEMLIMIT says otherwise.
+func setMemoryLimit(budgets ...int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(256 << 20)
+	for _, b := range budgets {
+		if b <= 0 {
+			b = 256 << 20
+		}
+		limit += b
+	}
+	debug.SetMemoryLimit(limit)
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -118,6 +120,9 @@ func BigTransaction(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	size, _ := e.queryInt(ctx, "SELECT pg_table_size('orders')")
+	if os.Getenv("GOMEMLIMIT") == "" { // as cdclake ingest sets it
+		debug.SetMemoryLimit(o.MemBudget + 256<<20)
+	}
 	resetPeakRSS()
 	cpu0 := processCPU()
 	start := time.Now()
