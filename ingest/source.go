@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cdclake/cdclake/ingest/pgarrow"
 )
 
 // source is a checked PostgreSQL database: a regular connection for
@@ -30,6 +32,11 @@ func connect(ctx context.Context, url string) (*source, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("--source is not a valid PostgreSQL URL (want postgres://user@host:port/db): %s", redactErr(err, url))
+	}
+	// the same output formats on every connection, so a value reads the
+	// same from the stream and from a snapshot
+	for k, v := range pgarrow.SessionSettings() {
+		cfg.RuntimeParams[k] = v
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

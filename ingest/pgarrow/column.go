@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -27,20 +29,34 @@ var (
 // decimal128; wider numerics map to string.
 const MaxDecimalPrecision = 38
 
-// Column decodes one column's text values.
-//
-// A Column keeps scratch space between calls and so is not safe for
-// concurrent use; Registry.Column returns a new one each call.
+// Column decodes one column's text values. It is safe for concurrent
+// use: snapshot workers decoding chunks of one table may share it.
 type Column struct {
 	typ   Type
 	kind  kind
 	dt    arrow.DataType
-	scale int32   // decimal scale on the Arrow side
-	prec  int32   // decimal precision on the Arrow side
-	elem  *Column // list element
-	delim byte    // list delimiter
-	buf   []byte  // scratch: unescaped array elements, bytea, uuid, interval
-	unrep int64   // values appended as NULL because Arrow cannot hold them
+	scale int32        // decimal scale on the Arrow side
+	prec  int32        // decimal precision on the Arrow side
+	elem  *Column      // list element
+	delim byte         // list delimiter
+	unrep atomic.Int64 // values appended as NULL because Arrow cannot hold them
+}
+
+// scratch is a reusable buffer for values that must be rewritten before
+// they are appended (bytea, non-canonical uuid, interval, escaped array
+// elements). Pooled rather than kept per Column, so a Column holds no
+// mutable state but its counter.
+type scratch struct{ b []byte }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(s *scratch) {
+	if cap(s.b) <= 1<<20 { // let huge bytea buffers go
+		s.b = s.b[:0]
+		scratchPool.Put(s)
+	}
 }
 
 var (
@@ -148,9 +164,9 @@ func (c *Column) Field(name string) arrow.Field {
 // docs/types.md.
 func (c *Column) Unrepresentable() int64 {
 	if c.elem != nil {
-		return c.unrep + c.elem.Unrepresentable()
+		return c.unrep.Load() + c.elem.Unrepresentable()
 	}
-	return c.unrep
+	return c.unrep.Load()
 }
 
 // Append decodes one text value, as PostgreSQL's output function prints
@@ -206,7 +222,7 @@ func (c *Column) Append(b array.Builder, text []byte) error {
 			return c.valueErr(text, err)
 		}
 		if st == outOfRange {
-			c.unrep++
+			c.unrep.Add(1)
 			tb.AppendNull()
 			return nil
 		}
@@ -238,7 +254,7 @@ func (c *Column) appendDecimal(b array.Builder, text []byte) error {
 		var special bool
 		n, special, err = parseDecimal(text, c.prec, c.scale)
 		if special {
-			c.unrep++
+			c.unrep.Add(1)
 			db.AppendNull()
 			return nil
 		}
@@ -288,12 +304,16 @@ func (c *Column) appendOther(b array.Builder, text []byte) error {
 		if !ok {
 			return c.builderErr(b)
 		}
-		v, err := decodeBytea(c.buf[:0], text)
+		sc := getScratch()
+		v, err := decodeBytea(sc.b[:0], text)
+		sc.b = v
+		if err == nil {
+			bb.Append(v)
+		}
+		putScratch(sc)
 		if err != nil {
 			return c.valueErr(text, err)
 		}
-		c.buf = v
-		bb.Append(v)
 	case kUUID:
 		sb, ok := b.(*array.StringBuilder)
 		if !ok {
@@ -303,12 +323,16 @@ func (c *Column) appendOther(b array.Builder, text []byte) error {
 			sb.BinaryBuilder.Append(text)
 			break
 		}
-		v, err := formatUUID(c.buf[:0], text)
+		sc := getScratch()
+		v, err := formatUUID(sc.b[:0], text)
+		sc.b = v
+		if err == nil {
+			sb.BinaryBuilder.Append(v)
+		}
+		putScratch(sc)
 		if err != nil {
 			return c.valueErr(text, err)
 		}
-		c.buf = v
-		sb.BinaryBuilder.Append(v)
 	case kDate:
 		db, ok := b.(*array.Date32Builder)
 		if !ok {
@@ -334,12 +358,16 @@ func (c *Column) appendOther(b array.Builder, text []byte) error {
 		if !ok {
 			return c.builderErr(b)
 		}
-		v, err := intervalISO(c.buf[:0], text)
+		sc := getScratch()
+		v, err := intervalISO(sc.b[:0], text)
+		sc.b = v
+		if err == nil {
+			sb.BinaryBuilder.Append(v)
+		}
+		putScratch(sc)
 		if err != nil {
 			return c.valueErr(text, err)
 		}
-		c.buf = v
-		sb.BinaryBuilder.Append(v)
 	default:
 		return fmt.Errorf("decode %s: unhandled kind %d", c.typ.Name, c.kind)
 	}

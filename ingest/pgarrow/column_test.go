@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -251,5 +252,42 @@ func TestUnrepresentable(t *testing.T) {
 	}
 	if n := c.Unrepresentable(); n != 2 {
 		t.Fatalf("Unrepresentable = %d, want 2", n)
+	}
+}
+
+// TestColumnConcurrent shares Columns between goroutines, as snapshot
+// workers do; run with -race.
+func TestColumnConcurrent(t *testing.T) {
+	cases := []struct {
+		c    *Column
+		in   string
+		want string
+	}{
+		{mustColumn(t, 1009, -1), `{"a\\b","c\"d",e}`, `[a\b c"d e]`},
+		{mustColumn(t, 1001, -1), `{"\\x00ff","\\x"}`, `[00ff ]`},
+		{mustColumn(t, oidBytea, -1), `abc\\`, `6162635c`},
+		{mustColumn(t, oidUUID, -1), `{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}`, `a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`},
+		{mustColumn(t, oidInterval, -1), `1 year -2 mons`, `P10M`},
+		{mustColumn(t, oidNumeric, numericMod(5, 1)), `NaN`, `NULL`},
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				for _, tc := range cases {
+					got, err := decode(t, tc.c, tc.in)
+					if err != nil || got[0] != tc.want {
+						t.Errorf("%s: %v, %v; want %q", tc.c.PGType(), got, err, tc.want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := cases[len(cases)-1].c.Unrepresentable(); n != 800 {
+		t.Fatalf("Unrepresentable = %d, want 800", n)
 	}
 }

@@ -19,7 +19,12 @@
 //   - Column.Append parses one value from []byte without converting it
 //     to a string and appends it to the matching builder; nil is NULL.
 //     The parsers (parse_*.go) are pure []byte functions tested with
-//     byte fixtures, no server needed.
+//     byte fixtures, no server needed. Values the Arrow type cannot hold
+//     (NaN in a constrained numeric, timestamps past year 294247) are
+//     appended as NULL and counted by Column.Unrepresentable.
+//   - A Registry and its Columns are safe for concurrent use; rewriting
+//     values (bytea, interval, escaped array elements) uses pooled
+//     scratch buffers, so decoding allocates nothing per value.
 //
 // The full mapping and its edge cases (NaN, infinities, BC dates, time
 // zones, numeric precision, arrays, unknown types) are in docs/types.md.

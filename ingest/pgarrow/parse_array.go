@@ -66,6 +66,12 @@ func isArraySpace(c byte) bool {
 
 // walkArray appends the elements of "{...}" (nested or not) to vb.
 func (c *Column) walkArray(p []byte, vb array.Builder) error {
+	var sc *scratch // for unescaped elements, taken on first use
+	defer func() {
+		if sc != nil {
+			putScratch(sc)
+		}
+	}()
 	const (
 		start = iota // before the outer '{'
 		item         // after '{' or a delimiter
@@ -117,7 +123,7 @@ func (c *Column) walkArray(p []byte, vb array.Builder) error {
 				} else if leaf != depth {
 					return fmt.Errorf("%w: element where sub-arrays were", ErrSyntax)
 				}
-				elem, next, err := c.scanElement(p, i)
+				elem, next, err := c.scanElement(p, i, &sc)
 				if err != nil {
 					return err
 				}
@@ -152,8 +158,8 @@ func (c *Column) walkArray(p []byte, vb array.Builder) error {
 
 // scanElement reads the element at p[i:] and returns its text with
 // quotes and escapes removed (nil for NULL) and the position after it.
-// The text aliases p when there is nothing to unescape, else c.buf.
-func (c *Column) scanElement(p []byte, i int) ([]byte, int, error) {
+// The text aliases p when there is nothing to unescape, else *sc.
+func (c *Column) scanElement(p []byte, i int, sc **scratch) ([]byte, int, error) {
 	if p[i] == '"' {
 		i++
 		start, esc := i, false
@@ -169,7 +175,7 @@ func (c *Column) scanElement(p []byte, i int) ([]byte, int, error) {
 		if !esc {
 			return p[start:i:i], i + 1, nil
 		}
-		return c.unescape(p[start:i]), i + 1, nil
+		return unescape(p[start:i], sc), i + 1, nil
 	}
 	start, end, esc := i, i, false
 	for ; i < len(p); i++ {
@@ -200,19 +206,22 @@ func (c *Column) scanElement(p []byte, i int) ([]byte, int, error) {
 		}
 		return raw, i, nil
 	}
-	return c.unescape(raw), i, nil
+	return unescape(raw, sc), i, nil
 }
 
-// unescape copies b to c.buf without its backslashes.
-func (c *Column) unescape(b []byte) []byte {
-	out := c.buf[:0]
+// unescape copies b without its backslashes to a scratch buffer.
+func unescape(b []byte, sc **scratch) []byte {
+	if *sc == nil {
+		*sc = getScratch()
+	}
+	out := (*sc).b[:0]
 	for i := 0; i < len(b); i++ {
 		if b[i] == '\\' && i+1 < len(b) {
 			i++
 		}
 		out = append(out, b[i])
 	}
-	c.buf = out
+	(*sc).b = out
 	if out == nil {
 		out = []byte{}
 	}

@@ -60,8 +60,7 @@ func NewRegistry(q Querier) *Registry {
 
 // Column returns a decoder for values of type oid with modifier typmod
 // (-1 for none), as given by pg_attribute or a pgoutput Relation message.
-// Every call returns a new Column; a Column is not safe for concurrent
-// use, so give each goroutine its own.
+// Every call returns a new Column.
 func (r *Registry) Column(ctx context.Context, oid uint32, typmod int32) (*Column, error) {
 	c, err := r.resolve(ctx, oid, typmod, 0)
 	if err != nil {
