@@ -155,7 +155,7 @@ func (c *Cluster) Exec(t testing.TB, db string, sql ...string) {
 
 // ExecErr runs SQL statements in database db as the superuser.
 func (c *Cluster) ExecErr(db string, sql ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.URL(db))
 	if err != nil {
