@@ -34,7 +34,8 @@ type Options struct {
 
 // Catalog is the lake's metadata store.
 type Catalog struct {
-	ice     *sqlcat.Catalog
+	warehouse string
+	ice       *sqlcat.Catalog
 	db      *sql.DB
 	dialect sqlcat.SupportedDialect
 }
@@ -62,7 +63,7 @@ func Open(ctx context.Context, o Options) (*Catalog, error) {
 		db.Close()
 		return nil, fmt.Errorf("open iceberg catalog %s: %w", Redact(o.URL), err)
 	}
-	c := &Catalog{ice: ice, db: db, dialect: dialect}
+	c := &Catalog{warehouse: o.Warehouse, ice: ice, db: db, dialect: dialect}
 	if err := c.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -72,6 +73,9 @@ func Open(ctx context.Context, o Options) (*Catalog, error) {
 
 // Iceberg returns the Iceberg catalog holding the lake's tables.
 func (c *Catalog) Iceberg() icecat.Catalog { return c.ice }
+
+// Warehouse returns the lake URL new tables are placed under.
+func (c *Catalog) Warehouse() string { return c.warehouse }
 
 // Close releases the database connections.
 func (c *Catalog) Close() error { return c.db.Close() }

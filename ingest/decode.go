@@ -262,6 +262,16 @@ func renames(old, nu []relColumn) [][2]string {
 	return out
 }
 
+// pgTypes returns the JSON object of the columns' PostgreSQL types.
+func (rel *relation) pgTypes() string {
+	m := make(map[string]string, len(rel.cols))
+	for _, c := range rel.cols {
+		m[c.name] = c.dec.PGType()
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
 func identityColumns(rel *relation) []string {
 	var ks []string
 	for _, c := range rel.cols {
@@ -389,7 +399,7 @@ func (d *decoder) cut(partial bool) *batch {
 			continue
 		}
 		tb.finish()
-		b.tables = append(b.tables, tableBatch{schema: tb.rel.schema, name: tb.rel.name, keys: tb.rel.keys, parts: tb.done})
+		b.tables = append(b.tables, tableBatch{schema: tb.rel.schema, name: tb.rel.name, keys: tb.rel.keys, pgTypes: tb.rel.pgTypes(), parts: tb.done})
 		tb.done, tb.rows, tb.txRows = nil, 0, 0
 	}
 	d.rows, d.bytes = 0, 0
@@ -411,6 +421,7 @@ type batch struct {
 type tableBatch struct {
 	schema, name string
 	keys         []string
+	pgTypes      string // JSON column -> PostgreSQL type
 	parts        []arrow.RecordBatch
 }
 

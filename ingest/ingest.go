@@ -31,7 +31,7 @@ func Check(ctx context.Context, o Options) error {
 	if err := src.checkIdentity(ctx, o.Publication, o.Tables); err != nil {
 		return err
 	}
-	si, err := src.slot(ctx, o.Slot)
+	si, err := src.slotFree(ctx, o.Slot)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 	if err != nil && !errors.Is(err, catalog.ErrNoSuchSource) {
 		return 0, err
 	}
-	si, err := src.slot(ctx, o.Slot)
+	si, err := src.slotFree(ctx, o.Slot)
 	if err != nil {
 		return 0, err
 	}

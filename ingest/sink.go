@@ -26,6 +26,8 @@ const (
 	PropSourceLSN = "cdclake.source-lsn"
 	// PropPrimaryKey is the JSON list of the source table's key columns.
 	PropPrimaryKey = "cdclake.primary-key"
+	// PropPGTypes is the JSON object of the source columns' PostgreSQL types.
+	PropPGTypes = "cdclake.pg-types"
 	// ChangesSuffix ends the name of every changelog table.
 	ChangesSuffix = "__changes"
 )
@@ -68,8 +70,10 @@ func newSink(cat *catalog.Catalog, source string, hooks Hooks, log *slog.Logger)
 }
 
 // Ident returns the Iceberg identifier of a source table's changelog.
+// Names are encoded (catalog.IdentPart) so any PostgreSQL name is a valid
+// identifier level.
 func Ident(source, schema, name string) table.Identifier {
-	return table.Identifier{source, schema, name + ChangesSuffix}
+	return table.Identifier{catalog.IdentPart(source), catalog.IdentPart(schema), catalog.IdentPart(name + ChangesSuffix)}
 }
 
 // committedLSN returns the source watermark of a changelog table's last
@@ -164,6 +168,9 @@ func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
 		s.pending[key] = p
 	}
 	tx := p.tx
+	if tb.pgTypes != "" {
+		p.pgTypes = tb.pgTypes
+	}
 	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
 	for _, part := range tb.parts {
 		rec, err := evolve(tx, part, s.log)
@@ -182,8 +189,9 @@ func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
 
 // pendingTx is a table's open transaction and the table it started from.
 type pendingTx struct {
-	tx   *table.Transaction
-	base *table.Table
+	tx      *table.Transaction
+	base    *table.Table
+	pgTypes string // PostgreSQL types of the columns last staged
 }
 
 // commitPending commits a table's open transaction. When another writer
@@ -242,12 +250,11 @@ func (s *sink) restage(ctx context.Context, key string) (*pendingTx, error) {
 		}
 	}
 	delete(s.tables, key)
-	parts := strings.SplitN(key, ".", 2)
-	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, parts[0], parts[1]))
+	tbl, err := s.cat.Iceberg().LoadTable(ctx, p.base.Identifier())
 	if err != nil {
 		return nil, err
 	}
-	np := &pendingTx{tx: tbl.NewTransaction(), base: tbl}
+	np := &pendingTx{tx: tbl.NewTransaction(), base: tbl, pgTypes: p.pgTypes}
 	if staged.Schema().ID != tbl.Schema().ID {
 		return nil, fmt.Errorf("schema changed under a concurrent commit: %w", table.ErrCommitFailed)
 	}
@@ -265,11 +272,18 @@ func (s *sink) finish(ctx context.Context, key string, lsn uint64, setLSN bool) 
 	if err != nil {
 		return err
 	}
+	props := iceberg.Properties{}
 	if setLSN {
 		if tableLSN(st.Table) > lsn {
 			return nil // committed before, by an earlier attempt
 		}
-		if err := tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}); err != nil {
+		props[PropSourceLSN] = strconv.FormatUint(lsn, 10)
+	}
+	if p := s.pending[key].pgTypes; p != "" && st.Properties()[PropPGTypes] != p {
+		props[PropPGTypes] = p
+	}
+	if len(props) > 0 {
+		if err := tx.SetProperties(props); err != nil {
 			return err
 		}
 	}
@@ -343,7 +357,9 @@ func (s *sink) create(ctx context.Context, ident table.Identifier, tb tableBatch
 	}
 	keys, _ := json.Marshal(tb.keys)
 	props[PropPrimaryKey] = string(keys)
-	tbl, err := s.cat.Iceberg().CreateTable(ctx, ident, sc, icecat.WithPartitionSpec(&spec), icecat.WithProperties(props))
+	// the location is built from encoded names, so none can leave the lake
+	loc := catalog.TableLocation(s.cat.Warehouse(), ident)
+	tbl, err := s.cat.Iceberg().CreateTable(ctx, ident, sc, icecat.WithPartitionSpec(&spec), icecat.WithProperties(props), icecat.WithLocation(loc))
 	if errors.Is(err, icecat.ErrTableAlreadyExists) {
 		return s.cat.Iceberg().LoadTable(ctx, ident)
 	}

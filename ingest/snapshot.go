@@ -394,7 +394,7 @@ func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable
 			appendCDC(b, len(t.rel.cols), OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(started.UnixMicro()), nil)
 			rec := b.NewRecordBatch()
 			b.Release()
-			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, parts: []arrow.RecordBatch{rec}}, lsn)
+			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes(), parts: []arrow.RecordBatch{rec}}, lsn)
 			rec.Release()
 			if err != nil {
 				return err
@@ -404,7 +404,7 @@ func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable
 	for r := range in {
 		t := tables[r.table]
 		if r.rec != nil {
-			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, parts: []arrow.RecordBatch{r.rec}}, lsn)
+			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes(), parts: []arrow.RecordBatch{r.rec}}, lsn)
 			r.rec.Release()
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -249,6 +250,24 @@ func (s *source) slot(ctx context.Context, name string) (slotInfo, error) {
 		si.confirmed = uint64(lsn)
 	}
 	return si, nil
+}
+
+// slotFree looks the slot up, giving a slot still held by a connection
+// that is going away (a cdclake that just stopped) a few seconds to be
+// released.
+func (s *source) slotFree(ctx context.Context, name string) (slotInfo, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		si, err := s.slot(ctx, name)
+		if err != nil || !si.active || time.Now().After(deadline) {
+			return si, err
+		}
+		select {
+		case <-ctx.Done():
+			return si, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // replication opens a replication connection to the same database.

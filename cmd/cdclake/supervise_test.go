@@ -75,7 +75,9 @@ func TestSupervisedSources(t *testing.T) {
 	})
 	insert(pgA, 1, 10)
 	insert(pgB, 1, 20)
-	waitFor(t, "first rows", func() bool { return changes(t, cat, "alpha", "orders") == 10 && changes(t, cat, "beta", "orders") == 20 })
+	waitFor(t, "first rows", func() bool {
+		return changes(t, cat, "alpha", "orders") == 10 && changes(t, cat, "beta", "orders") == 20
+	})
 
 	pgB.Stop()
 	insert(pgA, 11, 15)

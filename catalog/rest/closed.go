@@ -1,0 +1,43 @@
+package rest
+
+import (
+	"time"
+
+	"github.com/cdclake/cdclake/catalog"
+)
+
+// The pull contract, on metadata only.
+//
+// A source is complete through time T when every transaction it committed
+// before T is in the lake: T is the watermark's commit time (the commit
+// time of the last transaction at or below the watermark LSN), or later
+// when the process running the source reports it caught up (an idle
+// source commits nothing, so its watermark's commit time stands still).
+//
+// The hour partition [start, start+1h) of a changelog is closed when the
+// source is complete through start + 1h + grace. No row can be added to a
+// closed partition: a transaction committed later carries a later
+// _cdc_commit_ts. Its files may still be replaced by compaction (the same
+// rows in fewer files), which raises the partition's version.
+
+// CompleteThrough returns the time before which every change of the source
+// is in the lake, the zero time when unknown.
+func CompleteThrough(src catalog.Source, st SourceStatus) time.Time {
+	t := src.CommitTime
+	if st.CaughtUpAt.After(t) {
+		t = st.CaughtUpAt
+	}
+	return t.UTC()
+}
+
+// Closed reports whether the hour partition starting at start is closed
+// for a source complete through complete.
+func Closed(start, complete time.Time, grace time.Duration) bool {
+	return !complete.IsZero() && !complete.Before(ClosesAt(start, grace))
+}
+
+// ClosesAt is the time the source must be complete through for the hour
+// starting at start to close.
+func ClosesAt(start time.Time, grace time.Duration) time.Time {
+	return start.Add(time.Hour + grace).UTC()
+}
