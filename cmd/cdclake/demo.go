@@ -2,48 +2,49 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/jackc/pgx/v5"
-
-	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/internal/demo"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lake"
+	"github.com/cdclake/cdclake/query"
 )
 
-// demoCommand starts a private PostgreSQL, runs a small shop workload
-// against it, streams it into a folder lake and prints figures read back
-// from the lake.
+// demoCommand starts a private PostgreSQL with three service databases,
+// runs a shop workload across them, streams all three into a folder lake,
+// compacts, and prints KPIs that join the services, read from the lake.
 type demoCommand struct{}
 
 func init() { commands["demo"] = func() command { return &demoCommand{} } }
 
-const demoSchema = `
-CREATE TABLE customers (id bigserial PRIMARY KEY, name text NOT NULL, city text NOT NULL);
-CREATE TABLE orders (
-	id bigserial PRIMARY KEY,
-	customer_id bigint NOT NULL REFERENCES customers,
-	status text NOT NULL DEFAULT 'placed',
-	amount numeric(12,2) NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT now(),
-	updated_at timestamptz NOT NULL DEFAULT now()
-);`
+// demoKPIs join the three services; they are printed while the demo runs.
+var demoKPIs = []struct{ title, sql string }{
+	{"orders by status (orders service)", `SELECT status, count(*) AS orders, sum(amount) AS amount
+		FROM orders.public.orders GROUP BY status ORDER BY status`},
+	{"revenue by city: captured payments joined to orders and customers", `SELECT c.city, count(*) AS paid_orders, sum(p.amount) AS revenue
+		FROM payments.public.payments p JOIN orders.public.orders o ON o.id = p.order_id
+		JOIN orders.public.customers c ON c.id = o.customer_id
+		WHERE p.status = 'captured' GROUP BY c.city ORDER BY revenue DESC`},
+	{"payment to shipment: orders with both, and the median wait", `SELECT count(*) AS shipped_orders,
+		round(median(epoch(s.shipped_at) - epoch(p.created_at)), 2) AS median_seconds_paid_to_shipped
+		FROM payments.public.payments p JOIN shipping.public.shipments s ON s.order_id = p.order_id`},
+	{"paid but not shipped (a check the business watches)", `SELECT count(*) AS waiting
+		FROM orders.public.orders o LEFT JOIN shipping.public.shipments s ON s.order_id = o.id
+		WHERE o.status = 'paid' AND s.id IS NULL`},
+}
 
 func (c *demoCommand) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	dir := fs.String("dir", "./lake", "folder to write the lake into")
-	duration := fs.Duration("duration", 30*time.Second, "how long the workload runs")
-	rate := fs.Int("rate", 50, "orders placed per second")
+	duration := fs.Duration("duration", 40*time.Second, "how long the workload runs")
+	rate := fs.Int("rate", 40, "orders placed per second")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,177 +60,149 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("start private PostgreSQL: %w", err)
 	}
 	defer pg.Stop()
-	if err := pg.ExecErr("postgres", "CREATE DATABASE shop"); err != nil {
+	for _, s := range demo.Services {
+		if err := pg.ExecErr("postgres", "CREATE DATABASE "+s); err != nil {
+			return err
+		}
+		if err := pg.ExecErr(s, demo.Schemas[s]); err != nil {
+			return err
+		}
+	}
+	w, err := demo.NewWorkload(ctx, pg.URL)
+	if err != nil {
 		return err
 	}
-	if err := pg.ExecErr("shop", demoSchema); err != nil {
+	defer w.Close()
+	if err := w.Seed(ctx, 200); err != nil {
 		return err
 	}
+
 	lakeDir, err := filepath.Abs(*dir)
 	if err != nil {
 		return err
 	}
 	lf := lakeFlags{lake: lakeDir}
-	cat, _, err := lf.open(ctx)
+	cat, bucket, err := lf.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
-
-	// the first catch-up creates the slot, so no change of the workload is missed
-	o := ingest.Options{Source: pg.URL("shop"), Name: "shop"}
-	first := o
-	first.CatchUp = true
-	if err := ingest.Run(ctx, cat, first); err != nil {
+	var sources []ingest.Options
+	for _, s := range demo.Services {
+		o := ingest.Options{Source: pg.URL(s), Name: s, FlushAge: 500 * time.Millisecond, Metrics: ingestMetrics}
+		// a first catch-up creates the slot and copies the rows already there
+		first := o
+		first.CatchUp = true
+		if err := ingest.Run(ctx, cat, first); err != nil {
+			return err
+		}
+		sources = append(sources, o)
+	}
+	loc, _ := lake.Parse(lakeDir)
+	eng, err := query.Open(ctx, cat, query.Options{Lake: loc, Bucket: bucket, Logger: slog.Default()})
+	if err != nil {
 		return err
 	}
-	ingCtx, stopIngest := context.WithCancel(ctx)
-	ingDone := make(chan error, 1)
-	go func() { ingDone <- ingest.Run(ingCtx, cat, o) }()
+	defer eng.Close()
 
+	runCtx, stop := context.WithCancel(ctx)
+	ingestDone := make(chan struct{})
+	go func() { superviseSources(runCtx, cat, sources, slog.Default().With("component", "ingest")); close(ingestDone) }()
+	comp := compact.New(cat, compact.Options{Interval: 10 * time.Second, Metrics: compactMetrics})
+	compDone := make(chan struct{})
+	go func() { _ = comp.Run(runCtx); close(compDone) }()
+	go func() { // KPIs change while the workload runs
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-time.After(10 * time.Second):
+				printKPIs(runCtx, eng, demoKPIs[:1])
+			}
+		}
+	}()
 	log.Info("running the shop workload", "duration", *duration, "orders_per_s", *rate)
-	wlErr := shopWorkload(ctx, pg.URL("shop"), *duration, *rate)
-	stopIngest()
-	if err := <-ingDone; err != nil {
-		return err
-	}
-	if wlErr != nil && !errors.Is(wlErr, context.Canceled) {
+	wlErr := w.Run(ctx, *duration, *rate)
+	stop()
+	<-ingestDone
+	<-compDone
+	if wlErr != nil {
 		return wlErr
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	// drain what the stop left behind
-	if err := ingest.Run(ctx, cat, first); err != nil {
-		return err
-	}
-	if err := printShopFigures(ctx, cat, pg.URL("shop")); err != nil {
-		return err
-	}
-	fmt.Printf("\nThe lake is in %s (Iceberg tables, catalog %s).\n", lakeDir, filepath.Join(lakeDir, "catalog.db"))
-	return nil
-}
-
-// shopWorkload places orders at rate per second and moves older ones
-// through paid, shipped and cancelled.
-func shopWorkload(ctx context.Context, url string, d time.Duration, rate int) error {
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	cities := []string{"Berlin", "Lisbon", "Oslo", "Turin", "Gdansk"}
-	for i := 0; i < 50; i++ {
-		if _, err := conn.Exec(ctx, "INSERT INTO customers (name, city) VALUES ($1, $2)",
-			fmt.Sprintf("customer %d", i), cities[i%len(cities)]); err != nil {
+	// drain what the stop left behind, then compact everything once more
+	for _, o := range sources {
+		o.CatchUp = true
+		if err := ingest.Run(ctx, cat, o); err != nil {
 			return err
 		}
 	}
-	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
-	defer tick.Stop()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-		stmts := []string{"INSERT INTO orders (customer_id, amount) VALUES (1 + floor(random()*50)::int, round((5 + random()*200)::numeric, 2))"}
-		switch rand.IntN(4) {
-		case 0:
-			stmts = append(stmts, "UPDATE orders SET status = 'paid', updated_at = now() WHERE id = (SELECT id FROM orders WHERE status = 'placed' ORDER BY id LIMIT 1)")
-		case 1:
-			stmts = append(stmts, "UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = (SELECT id FROM orders WHERE status = 'paid' ORDER BY id LIMIT 1)")
-		case 2:
-			if rand.IntN(5) == 0 {
-				stmts = append(stmts, "DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE status = 'placed' ORDER BY random() LIMIT 1)")
-			}
-		}
-		for _, s := range stmts {
-			if _, err := conn.Exec(ctx, s); err != nil {
-				return fmt.Errorf("workload: %w", err)
-			}
-		}
+	if _, err := comp.RunOnce(ctx); err != nil {
+		return err
 	}
+	fmt.Printf("\nworkload: %d placed, %d paid, %d shipped, %d delivered, %d cancelled\n",
+		w.Placed, w.Paid, w.Shipped, w.Delivered, w.Cancelled)
+	printKPIs(ctx, eng, demoKPIs)
+	if err := compareCounts(ctx, eng, pg); err != nil {
+		return err
+	}
+	fmt.Printf(`
+The lake is in %s (Iceberg tables; catalog %s).
+Query it:     cdclake query --lake %s "SELECT * FROM orders.public.orders LIMIT 5"
+Serve it:     cdclake serve --lake %s   then open http://127.0.0.1:8080/ (dashboard),
+              http://127.0.0.1:8080/v1/tables (API), or psql -h 127.0.0.1 -p 5433
+`, lakeDir, filepath.Join(lakeDir, "catalog.db"), lakeDir, lakeDir)
 	return nil
 }
 
-// printShopFigures reads the orders changelog back from the lake, folds
-// it into the current state and compares a few figures with PostgreSQL.
-func printShopFigures(ctx context.Context, cat *catalog.Catalog, url string) error {
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop", "public", "orders"))
-	if err != nil {
-		return fmt.Errorf("load orders changelog: %w", err)
-	}
-	at, err := tbl.Scan().ToArrowTable(ctx)
-	if err != nil {
-		return fmt.Errorf("scan orders changelog: %w", err)
-	}
-	defer at.Release()
-	type state struct {
-		lsn, seq int64
-		op       string
-		status   string
-		amount   string
-	}
-	latest := map[int64]state{}
-	changes := 0
-	tr := array.NewTableReader(at, 4096)
-	defer tr.Release()
-	for tr.Next() {
-		rec := tr.RecordBatch()
-		col := func(n string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(n)[0]) }
-		ids, ops := col("id").(*array.Int64), col(ingest.ColOp).(*array.String)
-		lsns, seqs := col(ingest.ColLSN).(*array.Int64), col(ingest.ColSeq).(*array.Int64)
-		statuses, amounts := col("status").(*array.String), col("amount")
-		for i := 0; i < int(rec.NumRows()); i++ {
-			changes++
-			s := state{lsn: lsns.Value(i), seq: seqs.Value(i), op: ops.Value(i), status: statuses.Value(i), amount: amounts.ValueStr(i)}
-			if old, ok := latest[ids.Value(i)]; !ok || old.lsn < s.lsn || (old.lsn == s.lsn && old.seq < s.seq) {
-				latest[ids.Value(i)] = s
+func printKPIs(ctx context.Context, eng *query.Engine, kpis []struct{ title, sql string }) {
+	for _, k := range kpis {
+		res, err := eng.Query(ctx, k.sql)
+		if err != nil {
+			if ctx.Err() == nil {
+				fmt.Printf("\n%s: %v\n", k.title, err)
 			}
+			continue
+		}
+		fmt.Printf("\n%s (as of %s)\n", k.title, freshnessText(res.Freshness))
+		_ = query.WriteTable(os.Stdout, res)
+		res.Release()
+	}
+}
+
+func freshnessText(fs []query.Freshness) string {
+	var oldest time.Time
+	for _, f := range fs {
+		if oldest.IsZero() || f.CommitTime.Before(oldest) {
+			oldest = f.CommitTime
 		}
 	}
-	byStatus := map[string]int{}
-	for _, s := range latest {
-		if s.op != ingest.OpDelete {
-			byStatus[s.status]++
-		}
+	if oldest.IsZero() {
+		return "no data yet"
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(ctx, "SELECT status, count(*) FROM orders GROUP BY status")
-	if err != nil {
-		return err
-	}
-	source := map[string]int{}
-	for rows.Next() {
-		var s string
-		var n int
-		if err := rows.Scan(&s, &n); err != nil {
+	return oldest.Local().Format("15:04:05")
+}
+
+// compareCounts checks the lake's current row counts against PostgreSQL's.
+func compareCounts(ctx context.Context, eng *query.Engine, pg *pgtest.Cluster) error {
+	fmt.Printf("\n%-28s %8s %10s\n", "table", "lake", "postgres")
+	for _, t := range []struct{ db, table string }{{"orders", "customers"}, {"orders", "orders"}, {"payments", "payments"}, {"shipping", "shipments"}} {
+		var want int64
+		if err := pg.QueryRow(t.db, "SELECT count(*) FROM "+t.table, &want); err != nil {
 			return err
 		}
-		source[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	fmt.Printf("\norders changelog: %d changes in the lake\n\n%-10s %8s %10s\n", changes, "status", "lake", "postgres")
-	var statuses []string
-	for s := range source {
-		statuses = append(statuses, s)
-	}
-	for s := range byStatus {
-		if _, ok := source[s]; !ok {
-			statuses = append(statuses, s)
+		res, err := eng.Query(ctx, fmt.Sprintf("SELECT count(*) FROM %s.public.%s", t.db, t.table))
+		if err != nil {
+			return err
 		}
-	}
-	sort.Strings(statuses)
-	for _, s := range statuses {
-		fmt.Printf("%-10s %8d %10d\n", s, byStatus[s], source[s])
+		got, _ := query.Text(res.Records[0].Column(0), 0)
+		res.Release()
+		fmt.Printf("%-28s %8s %10d\n", t.db+".public."+t.table, got, want)
+		if got != fmt.Sprint(want) {
+			return fmt.Errorf("the lake has %s rows in %s.%s, PostgreSQL %d", got, t.db, t.table, want)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,179 @@
+package compact
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+
+	"github.com/cdclake/cdclake/catalog"
+)
+
+// MetadataBenchOptions size the metadata growth benchmark. Zero values
+// mean the defaults.
+type MetadataBenchOptions struct {
+	Flushes      int // commits of a few rows, one simulated second apart (default 86,400: a day)
+	CompactEvery int // a compaction pass every this many flushes (default 60: once a minute)
+	ReportEvery  int // a report line every this many flushes (default 3,600: an hour)
+	RowsPerFlush int // default 5
+	Dir          string
+	Logger       *slog.Logger
+	Options      Options // compaction options
+}
+
+// MetadataPoint is the state of the changelog after some flushes.
+type MetadataPoint struct {
+	Flushes       int
+	MetadataBytes int64 // the current metadata.json
+	Snapshots     int
+	DataFiles     int
+	CommitP50     time.Duration // of the flushes since the previous point
+	CommitP99     time.Duration
+	CompactMean   time.Duration // compaction passes since the previous point
+}
+
+// BenchMetadata simulates ingest committing a few rows to one changelog
+// every second, with a compaction pass (compaction, hour merges, snapshot
+// expiry) every minute, and reports the changelog's metadata size and
+// commit latency along the way. Time is simulated in the rows' commit
+// timestamps only: the flushes run as fast as they can, so retention by
+// age keeps more snapshots than at one commit a second and the snapshot
+// count cap (Options.ChangelogMaxSnapshots) is what bounds them.
+func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint, error) {
+	if o.Flushes <= 0 {
+		o.Flushes = 86_400
+	}
+	if o.CompactEvery <= 0 {
+		o.CompactEvery = 60
+	}
+	if o.ReportEvery <= 0 {
+		o.ReportEvery = 3600
+	}
+	if o.RowsPerFlush <= 0 {
+		o.RowsPerFlush = 5
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Dir == "" {
+		dir, err := os.MkdirTemp("", "cdclake-bench-metadata-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		o.Dir = dir
+	}
+	cat, err := catalog.Open(ctx, catalog.Options{URL: filepath.Join(o.Dir, "catalog.db"), Warehouse: "file://" + filepath.Join(o.Dir, "lake")})
+	if err != nil {
+		return nil, err
+	}
+	defer cat.Close()
+	ref := TableRef{"bench", "public", "orders"}
+	g := &benchGen{rng: rand.New(rand.NewSource(1)), lsn: 1000, next: 1}
+	tbl, err := g.createChangelog(ctx, cat, ref)
+	if err != nil {
+		return nil, err
+	}
+	co := o.Options
+	co.Tables = []TableRef{ref}
+	co.Logger = o.Logger
+	c := New(cat, co)
+	var out []MetadataPoint
+	var commits, passes []time.Duration
+	for i := 1; i <= o.Flushes; i++ {
+		b := &changeBuilder{g: g, b: array.NewRecordBuilder(memory.DefaultAllocator, benchSchema)}
+		g.lsn += 1000
+		g.hour = g.hour.Add(time.Second)
+		b.ts = arrow.Timestamp(g.hour.UnixMicro())
+		for range o.RowsPerFlush {
+			if g.next > 100 && g.rng.Intn(2) == 0 {
+				b.row("u", 1+g.rng.Int63n(g.next-1))
+			} else {
+				b.row("c", g.next)
+				g.next++
+			}
+		}
+		rec := b.b.NewRecordBatch()
+		b.b.Release()
+		at := array.NewTableFromRecords(benchSchema, []arrow.RecordBatch{rec})
+		start := time.Now()
+		for attempt := 0; ; attempt++ {
+			tx := tbl.NewTransaction()
+			err = tx.AppendTable(ctx, at, int64(o.RowsPerFlush), iceberg.Properties{PropSourceLSN: strconv.FormatInt(g.lsn+1, 10)})
+			if err == nil {
+				err = tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatInt(g.lsn+1, 10)})
+			}
+			if err == nil {
+				tbl, err = tx.Commit(ctx)
+			}
+			if err == nil || !retryable(err) || attempt > 5 {
+				break
+			}
+			if tbl, err = cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name)); err != nil {
+				break
+			}
+		}
+		commits = append(commits, time.Since(start))
+		at.Release()
+		rec.Release()
+		if err != nil {
+			return out, fmt.Errorf("flush %d: %w", i, err)
+		}
+		if i%o.CompactEvery == 0 {
+			start := time.Now()
+			if _, err := c.Compact(ctx, ref); err != nil {
+				return out, fmt.Errorf("compaction after flush %d: %w", i, err)
+			}
+			passes = append(passes, time.Since(start))
+			if tbl, err = cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name)); err != nil {
+				return out, err
+			}
+		}
+		if i%o.ReportEvery == 0 || i == o.Flushes {
+			p := MetadataPoint{Flushes: i, Snapshots: len(tbl.Metadata().Snapshots())}
+			if st, err := os.Stat(strings.TrimPrefix(tbl.MetadataLocation(), "file://")); err == nil {
+				p.MetadataBytes = st.Size()
+			}
+			tasks, err := tbl.Scan().PlanFiles(ctx)
+			if err != nil {
+				return out, err
+			}
+			p.DataFiles = len(tasks)
+			slices.Sort(commits)
+			p.CommitP50, p.CommitP99 = commits[len(commits)/2], commits[len(commits)*99/100]
+			var sum time.Duration
+			for _, d := range passes {
+				sum += d
+			}
+			if len(passes) > 0 {
+				p.CompactMean = sum / time.Duration(len(passes))
+			}
+			commits, passes = commits[:0], passes[:0]
+			out = append(out, p)
+			o.Logger.Info("metadata", "flushes", p.Flushes, "metadata_bytes", p.MetadataBytes, "snapshots", p.Snapshots,
+				"files", p.DataFiles, "commit_p50", p.CommitP50, "commit_p99", p.CommitP99, "compact_mean", p.CompactMean)
+		}
+	}
+	return out, nil
+}
+
+// PrintMetadataBench writes the points as a table.
+func PrintMetadataBench(w io.Writer, points []MetadataPoint) {
+	fmt.Fprintf(w, "%8s %14s %9s %6s %12s %12s %14s\n", "flushes", "metadata KiB", "snapshots", "files", "commit p50", "commit p99", "compact mean")
+	for _, p := range points {
+		fmt.Fprintf(w, "%8d %14.1f %9d %6d %12s %12s %14s\n", p.Flushes, float64(p.MetadataBytes)/1024, p.Snapshots, p.DataFiles,
+			p.CommitP50.Round(100*time.Microsecond), p.CommitP99.Round(100*time.Microsecond), p.CompactMean.Round(time.Millisecond))
+	}
+}

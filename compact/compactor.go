@@ -1,0 +1,215 @@
+package compact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/cdclake/cdclake/catalog"
+)
+
+// Compactor compacts the tables of a lake: it turns changelogs into
+// snapshot tables and keeps both tidy.
+type Compactor struct {
+	cat *catalog.Catalog
+	o   Options
+
+	mu        sync.Mutex
+	orphansAt map[TableRef]time.Time // last orphan cleanup per table
+}
+
+// New returns a Compactor for the tables of cat.
+func New(cat *catalog.Catalog, o Options) *Compactor {
+	return &Compactor{cat: cat, o: o.withDefaults(), orphansAt: map[TableRef]time.Time{}}
+}
+
+// Result reports one table's compaction.
+type Result struct {
+	Table   TableRef
+	Plan    Plan
+	Skipped string // why the table was not compacted, "" when it was
+	// LSN is the snapshot table's new watermark (0: unchanged).
+	LSN uint64
+	// ChangeRows changelog rows applied; RewrittenRows snapshot rows read
+	// back from rewritten files; WrittenRows rows in the new files.
+	ChangeRows, RewrittenRows, WrittenRows int64
+	FilesAdded, FilesRemoved               int
+	MergedFiles                            int // small changelog files merged
+	ExpiredSnapshots                       int
+	OrphanFiles                            int
+	Duration                               time.Duration
+}
+
+// RunOnce compacts every table once. A table's failure does not stop the
+// others; the errors are returned together.
+func (c *Compactor) RunOnce(ctx context.Context) ([]Result, error) {
+	refs, err := c.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	var errs []error
+	for _, ref := range refs {
+		res, err := c.Compact(ctx, ref)
+		out = append(out, res)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Run compacts every table every Options.Interval until ctx is done; it
+// logs failures and keeps going, and returns nil when cancelled.
+func (c *Compactor) Run(ctx context.Context) error {
+	for {
+		if _, err := c.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			c.o.Logger.Error("compaction pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.o.Interval):
+		}
+	}
+}
+
+// Compact plans and executes one table's compaction. A plan made stale by
+// a concurrent compactor is planned again.
+func (c *Compactor) Compact(ctx context.Context, ref TableRef) (Result, error) {
+	start := time.Now()
+	var res Result
+	var err error
+	for attempt := 0; attempt < c.o.Retries; attempt++ {
+		var st State
+		if st, err = c.Load(ctx, ref); err != nil {
+			break
+		}
+		res, err = c.Execute(ctx, c.o.Plan(st))
+		if !errors.Is(err, errStale) {
+			break
+		}
+		c.o.Metrics.Conflicts.Inc()
+		c.o.Logger.Info("plan went stale, planning again", "table", ref.String(), "err", err)
+		if err := sleep(ctx, attempt); err != nil {
+			return res, err
+		}
+	}
+	res.Table = ref
+	res.Duration = time.Since(start)
+	m := c.o.Metrics
+	m.Duration.Observe(res.Duration.Seconds())
+	switch {
+	case err != nil:
+		m.Runs.WithLabelValues("error").Inc()
+		return res, fmt.Errorf("compact %s: %w", ref, err)
+	case res.LSN == 0:
+		m.Runs.WithLabelValues("noop").Inc()
+	default:
+		m.Runs.WithLabelValues("ok").Inc()
+	}
+	m.Rows.WithLabelValues("changes").Add(float64(res.ChangeRows))
+	m.Rows.WithLabelValues("rewritten").Add(float64(res.RewrittenRows))
+	m.Rows.WithLabelValues("written").Add(float64(res.WrittenRows))
+	m.Files.WithLabelValues("added").Add(float64(res.FilesAdded))
+	m.Files.WithLabelValues("removed").Add(float64(res.FilesRemoved))
+	m.Files.WithLabelValues("orphan").Add(float64(res.OrphanFiles))
+	if res.LSN > 0 || res.MergedFiles > 0 || res.ExpiredSnapshots > 0 || res.OrphanFiles > 0 {
+		c.o.Logger.Info("compacted", "table", ref.String(), "lsn", res.LSN, "changes", res.ChangeRows,
+			"rewritten_rows", res.RewrittenRows, "written_rows", res.WrittenRows,
+			"files_added", res.FilesAdded, "files_removed", res.FilesRemoved, "merged_files", res.MergedFiles,
+			"expired_snapshots", res.ExpiredSnapshots, "orphan_files", res.OrphanFiles,
+			"elapsed", res.Duration.Round(time.Millisecond))
+	}
+	return res, nil
+}
+
+// Execute carries out a plan: the compaction in one commit, then the
+// housekeeping of the changelog and the snapshot table.
+func (c *Compactor) Execute(ctx context.Context, p Plan) (Result, error) {
+	res := Result{Table: p.Table, Plan: p, Skipped: p.Skip}
+	ref := p.Table
+	if p.Skip != "" {
+		c.o.Logger.Debug("not compacted", "table", ref.String(), "reason", p.Skip)
+	}
+	if p.Compact {
+		if err := c.compactTable(ctx, p, &res); err != nil {
+			return res, err
+		}
+	}
+	for _, m := range p.Merges {
+		if err := c.mergeHour(ctx, ref, m, &res); err != nil {
+			return res, err
+		}
+	}
+	if !p.ExpireChangelogBefore.IsZero() {
+		n, err := c.expire(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name), p.ExpireChangelogBefore)
+		if err != nil {
+			return res, err
+		}
+		res.ExpiredSnapshots += n
+	}
+	if !p.ExpireSnapshotsBefore.IsZero() {
+		n, err := c.expire(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name), p.ExpireSnapshotsBefore)
+		if err != nil {
+			return res, err
+		}
+		res.ExpiredSnapshots += n
+	}
+	if c.orphansDue(ref) {
+		idents := []table.Identifier{ChangelogIdent(ref.Source, ref.Schema, ref.Name)}
+		if p.Compact || p.SnapshotID != 0 {
+			idents = append(idents, SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+		}
+		for _, id := range idents {
+			n, err := c.orphans(ctx, id)
+			if err != nil {
+				return res, err
+			}
+			res.OrphanFiles += n
+		}
+	}
+	return res, nil
+}
+
+// orphansDue reports whether a table's orphan files are to be looked for
+// now, and notes that they are.
+func (c *Compactor) orphansDue(ref TableRef) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.o.OrphanInterval > 0 && time.Since(c.orphansAt[ref]) < c.o.OrphanInterval {
+		return false
+	}
+	c.orphansAt[ref] = time.Now()
+	return true
+}
+
+// retryable reports whether a commit lost a race with another writer.
+// The SQL catalog reports most conflicts as plain errors (ICEBERG-GO.md).
+func retryable(err error) bool {
+	if errors.Is(err, table.ErrCommitFailed) || errors.Is(err, errStale) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "has changed") || strings.Contains(msg, "concurrently") ||
+		strings.Contains(msg, "database is locked") || strings.Contains(msg, "moved underneath")
+}
+
+// sleep waits before retry attempt+1: 50 ms, 100 ms, 200 ms ... up to 2 s.
+func sleep(ctx context.Context, attempt int) error {
+	d := min(50*time.Millisecond<<attempt, 2*time.Second)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}

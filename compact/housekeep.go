@@ -1,0 +1,220 @@
+package compact
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+)
+
+// mergeHour rewrites the small files of one changelog hour as larger
+// files sorted by (_cdc_lsn, _cdc_seq), in a "replace" snapshot: the rows
+// do not change. Ingest appends meanwhile; a lost commit is staged again
+// on the new state, the files already written are kept.
+func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *Result) error {
+	ident := ChangelogIdent(ref.Source, ref.Schema, ref.Name)
+	tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
+	if err != nil {
+		return fmt.Errorf("load changelog of %s: %w", ref, err)
+	}
+	old, ok, err := liveFiles(ctx, tbl, m.Files)
+	if err != nil || !ok {
+		return err // !ok: merged by someone else meanwhile
+	}
+	scan := tbl.Scan(table.WithSnapshotID(currentID(tbl)))
+	recs, err := readTasks(ctx, scan, old)
+	if err != nil {
+		return fmt.Errorf("read changelog files of %s: %w", ref, err)
+	}
+	sc, _, err := scanSchema(scan)
+	if err != nil {
+		return err
+	}
+	rec, err := concatRecords(sc, recs)
+	if err != nil {
+		return err
+	}
+	sorted, err := sortByLSN(ctx, rec)
+	rec.Release()
+	if err != nil {
+		return fmt.Errorf("sort changelog rows of %s: %w", ref, err)
+	}
+	defer sorted.Release()
+	var rows, size int64
+	for _, f := range m.Files {
+		rows, size = rows+f.Rows, size+f.Bytes
+	}
+	perFile := max(1, c.o.ChangelogFileSize/max(1, size/max(1, rows)))
+	added, err := writeFiles(ctx, tbl, sorted, perFile, table.WithClusteredWrite())
+	cleanup := func() {
+		if fs, err := tbl.FS(ctx); err == nil {
+			for _, df := range added {
+				_ = fs.Remove(df.FilePath())
+			}
+		}
+	}
+	if err != nil {
+		cleanup()
+		return fmt.Errorf("write merged changelog files of %s: %w", ref, err)
+	}
+	if len(added) == 0 {
+		return nil // empty files: nothing worth a commit
+	}
+	for attempt := 0; ; attempt++ {
+		tx := tbl.NewTransaction()
+		rw := tx.NewRewrite(iceberg.Properties{PropSourceLSN: tbl.Properties()[PropSourceLSN]})
+		for _, t := range old {
+			rw.DeleteFile(t.File)
+		}
+		for _, df := range added {
+			rw.AddDataFile(df)
+		}
+		err = rw.Commit(ctx)
+		if err == nil {
+			_, err = tx.Commit(ctx)
+		}
+		if err == nil {
+			break
+		}
+		// did it land anyway? (keep the files when that is unknown)
+		if tbl, err2 := c.cat.Iceberg().LoadTable(ctx, ident); err2 != nil {
+			return fmt.Errorf("commit merged changelog files of %s (outcome unknown): %w", ref, err)
+		} else if _, ok, err2 := liveFiles(ctx, tbl, []ChangeFile{{Path: added[0].FilePath()}}); err2 != nil {
+			return fmt.Errorf("commit merged changelog files of %s (outcome unknown): %w", ref, err)
+		} else if ok {
+			break
+		}
+		if !retryable(err) || attempt+1 >= c.o.Retries {
+			cleanup()
+			return fmt.Errorf("commit merged changelog files of %s: %w", ref, err)
+		}
+		c.o.Metrics.Conflicts.Inc()
+		if err := sleep(ctx, attempt); err != nil {
+			cleanup()
+			return err
+		}
+		if tbl, err = c.cat.Iceberg().LoadTable(ctx, ident); err != nil {
+			return fmt.Errorf("load changelog of %s: %w", ref, err)
+		}
+		if old, ok, err = liveFiles(ctx, tbl, m.Files); err != nil || !ok {
+			cleanup() // the files were merged by someone else: ours are not used
+			return err
+		}
+	}
+	res.MergedFiles += len(old)
+	c.o.Metrics.Files.WithLabelValues("merged").Add(float64(len(old)))
+	c.o.Metrics.Rows.WithLabelValues("merged").Add(float64(sorted.NumRows()))
+	c.o.Logger.Info("merged changelog files", "table", ref.String(), "hour", time.Unix(m.Hour*3600, 0).UTC().Format("2006-01-02T15"),
+		"files", len(old), "into", len(added), "rows", sorted.NumRows())
+	return nil
+}
+
+// liveFiles returns the scan tasks of the given files in tbl's current
+// snapshot; ok is false when one of them is gone.
+func liveFiles(ctx context.Context, tbl *table.Table, files []ChangeFile) ([]table.FileScanTask, bool, error) {
+	tasks, err := tbl.Scan().PlanFiles(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("list changelog files: %w", err)
+	}
+	byPath := make(map[string]table.FileScanTask, len(tasks))
+	for _, t := range tasks {
+		byPath[t.File.FilePath()] = t
+	}
+	out := make([]table.FileScanTask, 0, len(files))
+	for _, f := range files {
+		t, ok := byPath[f.Path]
+		if !ok {
+			return nil, false, nil
+		}
+		out = append(out, t)
+	}
+	return out, true, nil
+}
+
+// sortByLSN orders a changelog record by (_cdc_lsn, _cdc_seq).
+func sortByLSN(ctx context.Context, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	cs, err := newChangeSet(rec)
+	if err != nil {
+		return nil, err
+	}
+	idx := make([]int64, cs.n)
+	for i := range idx {
+		idx[i] = int64(i)
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		i, j := int(idx[a]), int(idx[b])
+		if li, lj := cs.lsn.Value(i), cs.lsn.Value(j); li != lj {
+			return li < lj
+		}
+		return cs.seq.Value(i) < cs.seq.Value(j)
+	})
+	ib := array.NewInt64Builder(memory.DefaultAllocator)
+	ib.AppendValues(idx, nil)
+	ia := ib.NewArray()
+	defer ia.Release()
+	cols := make([]arrow.Array, rec.NumCols())
+	for i := range cols {
+		if cols[i], err = compute.TakeArray(ctx, rec.Column(i), ia); err != nil {
+			return nil, err
+		}
+	}
+	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
+	for _, c := range cols {
+		c.Release()
+	}
+	return out, nil
+}
+
+// expire removes a table's snapshots older than before (never the
+// current one); the files only they referenced are deleted.
+func (c *Compactor) expire(ctx context.Context, ident table.Identifier, before time.Time) (int, error) {
+	for attempt := 0; ; attempt++ {
+		tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
+		if err != nil {
+			return 0, fmt.Errorf("load %v: %w", ident, err)
+		}
+		n := len(tbl.Metadata().Snapshots())
+		tx := tbl.NewTransaction()
+		if err := tx.ExpireSnapshots(table.WithOlderThan(max(0, time.Since(before))), table.WithRetainLast(1)); err != nil {
+			return 0, fmt.Errorf("expire snapshots of %v: %w", ident, err)
+		}
+		nt, err := tx.Commit(ctx)
+		if nt != nil && err != nil {
+			// committed; deleting some unreferenced file failed: orphan
+			// cleanup removes it later
+			c.o.Logger.Warn("expired snapshots, some files not deleted", "table", ident, "err", err)
+			err = nil
+		}
+		if err == nil {
+			return n - len(nt.Metadata().Snapshots()), nil
+		}
+		if !retryable(err) || attempt+1 >= c.o.Retries {
+			return 0, fmt.Errorf("expire snapshots of %v: %w", ident, err)
+		}
+		c.o.Metrics.Conflicts.Inc()
+		if err := sleep(ctx, attempt); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// orphans deletes files under a table's location that no snapshot or
+// metadata file references and that are older than OrphanAge.
+func (c *Compactor) orphans(ctx context.Context, ident table.Identifier) (int, error) {
+	tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
+	if err != nil {
+		return 0, fmt.Errorf("load %v: %w", ident, err)
+	}
+	res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(c.o.OrphanAge))
+	if err != nil {
+		return 0, fmt.Errorf("delete orphan files of %v: %w", ident, err)
+	}
+	return len(res.DeletedFiles), nil
+}

@@ -1,0 +1,141 @@
+package compact
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/cdclake/cdclake/ingest"
+)
+
+// Table properties and snapshot summary keys of a snapshot table.
+const (
+	// PropSourceLSN is the snapshot table's watermark W: every changelog
+	// row with _cdc_lsn < W is applied, none with _cdc_lsn >= W. It is a
+	// table property and a key of every compaction snapshot's summary.
+	PropSourceLSN = ingest.PropSourceLSN
+	// PropPrimaryKey is the JSON list of the key columns, copied from the
+	// changelog table.
+	PropPrimaryKey = ingest.PropPrimaryKey
+	// PropCompactionID is a summary key naming the compaction run that
+	// wrote a snapshot, so a commit whose outcome is unknown can be checked.
+	PropCompactionID = "cdclake.compaction-id"
+	// ColLSN is the snapshot table's column holding the LSN of the last
+	// change applied to the row.
+	ColLSN = ingest.ColLSN
+)
+
+// TableRef names one source table: source, schema and table name.
+type TableRef struct {
+	Source, Schema, Name string
+}
+
+// ParseTableRef parses "source.schema.table".
+func ParseTableRef(s string) (TableRef, error) {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return TableRef{}, fmt.Errorf("table %q: want source.schema.table", s)
+	}
+	return TableRef{parts[0], parts[1], parts[2]}, nil
+}
+
+func (r TableRef) String() string { return r.Source + "." + r.Schema + "." + r.Name }
+
+// SnapshotIdent returns the Iceberg identifier of a source table's
+// snapshot table: [source, schema, table], next to the changelog
+// [source, schema, table__changes].
+func SnapshotIdent(source, schema, name string) table.Identifier {
+	return table.Identifier{source, schema, name}
+}
+
+// ChangelogIdent returns the identifier of a source table's changelog.
+func ChangelogIdent(source, schema, name string) table.Identifier {
+	return ingest.Ident(source, schema, name)
+}
+
+// Options configure compaction. The zero value of every field means its
+// default.
+type Options struct {
+	// Tables limits compaction to these tables (default: every changelog
+	// table in the catalog).
+	Tables []TableRef
+
+	// FileSize is the target size of a snapshot table's data files
+	// (default 32 MiB). A change rewrites the files whose key range holds
+	// it, so smaller files mean less rewriting and more files.
+	FileSize int64
+	// ChangelogFileSize is the target size of merged changelog files
+	// (default 128 MiB).
+	ChangelogFileSize int64
+	// OpenHourMergeFiles is how many small files the newest (still
+	// filling) hour of a changelog gathers before they are merged
+	// (default 100). Older hours are merged whenever they hold two.
+	OpenHourMergeFiles int
+
+	// SnapshotRetention is how long a snapshot table's old snapshots stay
+	// readable (time travel) before they expire (default 7 days).
+	SnapshotRetention time.Duration
+	// ChangelogRetention is how long a changelog's snapshots are kept
+	// (default 15 minutes), and ChangelogMaxSnapshots how many at most
+	// (default 1000), so its metadata stays small at a commit a second.
+	ChangelogRetention    time.Duration
+	ChangelogMaxSnapshots int
+	// OrphanAge is how old a file no snapshot references must be before
+	// it is deleted (default 24 h): younger ones may belong to a commit
+	// in progress. OrphanInterval is how often a Compactor looks for
+	// them (default 1 h; every pass of RunOnce when negative).
+	OrphanAge      time.Duration
+	OrphanInterval time.Duration
+
+	// Interval is the pause between passes of Compactor.Run (default 1 min).
+	Interval time.Duration
+	// Retries bounds commit attempts lost to concurrent writers (default 8).
+	Retries int
+
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+func (o Options) withDefaults() Options {
+	if o.FileSize <= 0 {
+		o.FileSize = 32 << 20
+	}
+	if o.ChangelogFileSize <= 0 {
+		o.ChangelogFileSize = 128 << 20
+	}
+	if o.OpenHourMergeFiles <= 0 {
+		o.OpenHourMergeFiles = 100
+	}
+	if o.SnapshotRetention <= 0 {
+		o.SnapshotRetention = 7 * 24 * time.Hour
+	}
+	if o.ChangelogRetention <= 0 {
+		o.ChangelogRetention = 15 * time.Minute
+	}
+	if o.ChangelogMaxSnapshots <= 0 {
+		o.ChangelogMaxSnapshots = 1000
+	}
+	if o.OrphanAge <= 0 {
+		o.OrphanAge = 24 * time.Hour
+	}
+	if o.OrphanInterval == 0 {
+		o.OrphanInterval = time.Hour
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Minute
+	}
+	if o.Retries <= 0 {
+		o.Retries = 8
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	o.Logger = o.Logger.With("component", "compact")
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	return o
+}

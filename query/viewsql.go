@@ -1,0 +1,228 @@
+package query
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/apache/iceberg-go"
+)
+
+// Metadata columns of a changelog table (see ingest/decode.go).
+const (
+	colOp        = "_cdc_op"
+	colLSN       = "_cdc_lsn"
+	colSeq       = "_cdc_seq"
+	colUnchanged = "_cdc_unchanged"
+)
+
+// column is one column of a view: its name and DuckDB type.
+type column struct {
+	Name string
+	Type string
+}
+
+// viewSpec is everything needed to write the two views of one lake table.
+// It is built from Iceberg metadata (views.go) and turned into SQL here,
+// without I/O, so the SQL is table-tested.
+type viewSpec struct {
+	// Source lists the source columns, in changelog schema order.
+	Source []column
+	// Meta lists the changelog's metadata columns (_cdc_*).
+	Meta []column
+	// Keys are the primary-key columns; empty means every source column.
+	Keys []string
+	// AllChanges are the local paths of every changelog file.
+	AllChanges []string
+	// Tail are the changelog files that may hold rows at or after the
+	// snapshot watermark (all of them when there is no snapshot).
+	Tail []string
+	// HasSnapshot tells whether a snapshot table exists; Snapshot lists
+	// its files (source columns plus _cdc_lsn; columns it lacks are NULL).
+	HasSnapshot bool
+	Snapshot    []string
+	// Watermark is the snapshot's cdclake.source-lsn: it holds every
+	// change below it and none at or above it.
+	Watermark int64
+}
+
+// quoteIdent quotes a SQL identifier.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// quoteString quotes a SQL string literal.
+func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// relation returns SQL for a relation with exactly cols (in that order,
+// typed), reading files. Columns a file lacks are NULL; with no files the
+// relation is empty.
+func relation(cols []column, files []string) string {
+	typed := make([]string, len(cols))
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		typed[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, quoteIdent(c.Name))
+		names[i] = quoteIdent(c.Name)
+	}
+	empty := "SELECT " + strings.Join(typed, ", ") + " WHERE false"
+	if len(files) == 0 {
+		return "(" + empty + ")"
+	}
+	quoted := make([]string, len(files))
+	for i, f := range files {
+		quoted[i] = quoteString(f)
+	}
+	// the typed empty side first fixes the column order and types and
+	// adds columns no file has yet (just added to the schema)
+	return fmt.Sprintf("(SELECT %s FROM (%s UNION ALL BY NAME SELECT * FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)))",
+		strings.Join(names, ", "), empty, strings.Join(quoted, ", "))
+}
+
+// changesSQL is the body of the <table>__changes view: the changelog.
+func changesSQL(v viewSpec) string {
+	return "SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.AllChanges)
+}
+
+// currentSQL is the body of the <table> view: the current state, merged
+// on read from the snapshot and the changes at or after its watermark.
+//
+//   - A truncate drops the snapshot and every change before it.
+//   - Per key, the latest change (by _cdc_lsn, _cdc_seq) wins; a delete
+//     drops the row.
+//   - A column named in _cdc_unchanged was not sent: it keeps the value of
+//     the latest earlier version that had it (change or snapshot row).
+//   - Snapshot rows whose key has no change pass through untouched, so
+//     only the changed keys are aggregated.
+func currentSQL(v viewSpec) string {
+	keys := v.Keys
+	if len(keys) == 0 {
+		for _, c := range v.Source {
+			keys = append(keys, c.Name)
+		}
+	}
+	isKey := map[string]bool{}
+	for _, k := range keys {
+		isKey[k] = true
+	}
+	src := make([]string, len(v.Source))
+	for i, c := range v.Source {
+		src[i] = quoteIdent(c.Name)
+	}
+	qk := make([]string, len(keys))
+	var on []string
+	for i, k := range keys {
+		qk[i] = quoteIdent(k)
+		on = append(on, fmt.Sprintf("s.%s IS NOT DISTINCT FROM k.%s", qk[i], qk[i]))
+	}
+	srcList, keyList, onList := strings.Join(src, ", "), strings.Join(qk, ", "), strings.Join(on, " AND ")
+	w := strconv.FormatInt(v.Watermark, 10)
+
+	var b strings.Builder
+	b.WriteString("WITH c AS (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	if v.HasSnapshot {
+		b.WriteString(" WHERE " + colLSN + " >= " + w)
+	}
+	b.WriteString("),\n")
+	b.WriteString("tr AS (SELECT " + colLSN + " AS tl, " + colSeq + " AS ts FROM c WHERE " + colOp +
+		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
+	b.WriteString("live AS (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
+		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
+	b.WriteString("k AS (SELECT DISTINCT " + keyList + " FROM live),\n")
+	if v.HasSnapshot {
+		snapCols := make([]column, 0, len(v.Source)+1)
+		snapCols = append(snapCols, v.Source...)
+		snapCols = append(snapCols, column{colLSN, "BIGINT"})
+		// columns the snapshot table lacks (added since) are NULL
+		// not materialized: the snapshot is the big side, and inlining it
+		// lets projections and filters reach its Parquet scan
+		b.WriteString("s AS NOT MATERIALIZED (SELECT * FROM " + relation(snapCols, v.Snapshot) + " WHERE NOT EXISTS (SELECT 1 FROM tr)),\n")
+	}
+	b.WriteString("o AS (SELECT " + srcList + ", " + colOp + ", " + colLSN + ", " + colUnchanged +
+		", (" + colLSN + "::HUGEINT << 64) + " + colSeq + " AS _o FROM live")
+	if v.HasSnapshot {
+		b.WriteString("\n  UNION ALL SELECT " + prefixed("s.", src) + ", 'r', s." + colLSN +
+			", NULL::VARCHAR[], s." + colLSN + "::HUGEINT << 64 FROM s SEMI JOIN k ON " + onList)
+	}
+	b.WriteString("),\n")
+	sel := append([]string{}, qk...)
+	for _, c := range v.Source {
+		if isKey[c.Name] {
+			continue
+		}
+		q := quoteIdent(c.Name)
+		sel = append(sel, fmt.Sprintf("(arg_max({'v': %s}, _o) FILTER (WHERE NOT list_contains(coalesce(%s, []::VARCHAR[]), %s))).v AS %s",
+			q, colUnchanged, quoteString(c.Name), q))
+	}
+	sel = append(sel, "arg_max("+colOp+", _o) AS _op", "max("+colLSN+") AS "+colLSN)
+	b.WriteString("m AS (SELECT " + strings.Join(sel, ", ") + " FROM o GROUP BY " + keyList + ")\n")
+	if v.HasSnapshot {
+		b.WriteString("SELECT " + prefixed("s.", src) + ", s." + colLSN + " FROM s ANTI JOIN k ON " + onList + "\nUNION ALL ")
+	}
+	b.WriteString("SELECT " + srcList + ", " + colLSN + " FROM m WHERE _op <> 'd'")
+	return b.String()
+}
+
+func prefixed(p string, names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = p + n
+	}
+	return strings.Join(out, ", ")
+}
+
+// duckType returns the DuckDB type of an Iceberg type.
+func duckType(t iceberg.Type) (string, error) {
+	switch t := t.(type) {
+	case iceberg.BooleanType:
+		return "BOOLEAN", nil
+	case iceberg.Int32Type:
+		return "INTEGER", nil
+	case iceberg.Int64Type:
+		return "BIGINT", nil
+	case iceberg.Float32Type:
+		return "FLOAT", nil
+	case iceberg.Float64Type:
+		return "DOUBLE", nil
+	case iceberg.DecimalType:
+		return fmt.Sprintf("DECIMAL(%d,%d)", t.Precision(), t.Scale()), nil
+	case iceberg.DateType:
+		return "DATE", nil
+	case iceberg.TimeType:
+		return "TIME", nil
+	case iceberg.TimestampType, iceberg.TimestampNsType:
+		return "TIMESTAMP", nil
+	case iceberg.TimestampTzType, iceberg.TimestampTzNsType:
+		return "TIMESTAMPTZ", nil
+	case iceberg.StringType:
+		return "VARCHAR", nil
+	case iceberg.UUIDType:
+		return "UUID", nil
+	case iceberg.BinaryType, iceberg.FixedType:
+		return "BLOB", nil
+	case *iceberg.ListType:
+		e, err := duckType(t.Element)
+		if err != nil {
+			return "", err
+		}
+		return e + "[]", nil
+	case *iceberg.MapType:
+		k, err := duckType(t.KeyType)
+		if err != nil {
+			return "", err
+		}
+		v, err := duckType(t.ValueType)
+		if err != nil {
+			return "", err
+		}
+		return "MAP(" + k + ", " + v + ")", nil
+	case *iceberg.StructType:
+		var fs []string
+		for _, f := range t.FieldList {
+			ft, err := duckType(f.Type)
+			if err != nil {
+				return "", err
+			}
+			fs = append(fs, quoteIdent(f.Name)+" "+ft)
+		}
+		return "STRUCT(" + strings.Join(fs, ", ") + ")", nil
+	}
+	return "", fmt.Errorf("iceberg type %s has no DuckDB equivalent here", t)
+}

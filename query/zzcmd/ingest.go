@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/cdclake/cdclake/ingest"
+)
+
+// ingestCommand streams one PostgreSQL database into the lake.
+type ingestCommand struct{}
+
+func init() { commands["ingest"] = func() command { return &ingestCommand{} } }
+
+func (c *ingestCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	var lf lakeFlags
+	lf.register(fs)
+	var o ingest.Options
+	var tables string
+	fs.StringVar(&o.Source, "source", "", "PostgreSQL URL of the database to stream, e.g. postgres://user@host:5432/shop (password from PGPASSWORD or ~/.pgpass)")
+	fs.StringVar(&o.Name, "name", "", "source name in the lake (default: the database name)")
+	fs.StringVar(&o.Publication, "publication", "", "publication to read (default cdclake_<name>; created when missing)")
+	fs.StringVar(&o.Slot, "slot", "", "replication slot (default cdclake_<name>; created when missing)")
+	fs.StringVar(&tables, "tables", "", "comma-separated schema.table list for a new publication (default: all tables)")
+	fs.StringVar(&o.Snapshot, "snapshot", "initial", "copy existing rows of tables never loaded before: initial or never")
+	fs.IntVar(&o.SnapshotWorkers, "snapshot-workers", 0, "connections reading a snapshot in parallel (default: number of cores)")
+	fs.BoolVar(&o.CatchUp, "catch-up", false, "stop once everything committed before the start is in the lake")
+	fs.DurationVar(&o.FlushAge, "flush-interval", 0, "longest time a change waits before it is committed (default 1s)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Source == "" {
+		return errors.New("--source is required (a PostgreSQL URL such as postgres://user@host:5432/db)")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags go before nothing else)", fs.Arg(0))
+	}
+	if o.Snapshot != "never" && o.Snapshot != "initial" {
+		return fmt.Errorf("--snapshot must be initial or never, not %q", o.Snapshot)
+	}
+	for _, t := range strings.Split(tables, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			o.Tables = append(o.Tables, t)
+		}
+	}
+	// check the source before touching the lake, so bad input creates nothing
+	if err := ingest.Check(ctx, o); err != nil {
+		return err
+	}
+	cat, _, err := lf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	return ingest.Run(ctx, cat, o)
+}
