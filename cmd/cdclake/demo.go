@@ -107,7 +107,10 @@ func (c *demoCommand) Run(ctx context.Context, args []string) error {
 
 	runCtx, stop := context.WithCancel(ctx)
 	ingestDone := make(chan struct{})
-	go func() { superviseSources(runCtx, cat, sources, slog.Default().With("component", "ingest")); close(ingestDone) }()
+	go func() {
+		superviseSources(runCtx, cat, sources, slog.Default().With("component", "ingest"))
+		close(ingestDone)
+	}()
 	comp := compact.New(cat, compact.Options{Interval: 10 * time.Second, Metrics: compactMetrics})
 	compDone := make(chan struct{})
 	go func() { _ = comp.Run(runCtx); close(compDone) }()
