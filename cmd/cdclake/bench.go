@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -32,8 +33,20 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	fs.Int64Var(&o.Updates, "updates", 0, "stream: updates (default 200000)")
 	fs.IntVar(&o.Workers, "workers", 0, "snapshot: connections (default 2)")
 	fs.Int64Var(&o.MemBudget, "memory-budget", 0, "big-transaction: ingest memory budget in bytes (default 256 MiB)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var names []string
 	for n := range scenarios {
