@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what a fresh machine lacks
-# (PostgreSQL server binaries, the versitygw S3 server, Go modules), then
+# (PostgreSQL server binaries, Chromium, the versitygw S3 server, Go
+# modules), then
 # runs every test, integration tests against real servers included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,12 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${CDCLAKE_PG_B
   sudo_if_needed apt-get update -q
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 ||
     sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${CDCLAKE_CHROMIUM:-}" ]; then
+  echo "test.sh: installing Chromium (the dashboard tests drive it)"
+  sudo_if_needed apt-get update -q
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 fi
 
 gobin="$(go env GOPATH)/bin"

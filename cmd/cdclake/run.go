@@ -71,7 +71,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 	}
 	if cfg.Serve.Addr != "" || cfg.Serve.PGAddr != "" {
 		args := []string{"--lake", cfg.Lake, "--addr", cfg.Serve.Addr, "--pg-addr", cfg.Serve.PGAddr,
-			"--kpis", cfg.KPIs.Dir}
+			"--kpis", cfg.KPIs.Dir, "--checks", cfg.Checks.Dir}
 		if cfg.Catalog != "" {
 			args = append(args, "--catalog", cfg.Catalog)
 		}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/dashboard"
 	"github.com/cdclake/cdclake/lake"
 	"github.com/cdclake/cdclake/query"
 	"github.com/cdclake/cdclake/query/kpi"
@@ -31,11 +32,14 @@ func init() { commands["serve"] = func() command { return &serveCommand{} } }
 
 // serveDeps is what a mounted route may use.
 type serveDeps struct {
-	Catalog *catalog.Catalog
-	Bucket  lake.Bucket
-	Lake    lake.Location
-	Engine  *query.Engine
-	Logger  *slog.Logger
+	// Ctx ends when serve stops; background work of a mount runs under it.
+	Ctx       context.Context
+	ChecksDir string // folder of check .sql files, "" for none
+	Catalog   *catalog.Catalog
+	Bucket    lake.Bucket
+	Lake      lake.Location
+	Engine    *query.Engine
+	Logger    *slog.Logger
 }
 
 // serveMounts add routes to the cdclake serve mux, each from an init
@@ -55,6 +59,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8080", "HTTP listen address")
 	pgAddr := fs.String("pg-addr", "127.0.0.1:5433", `PostgreSQL wire protocol listen address ("" disables it)`)
 	kpiDir := fs.String("kpis", "./kpis", `folder of KPI .sql files ("" disables KPIs)`)
+	checksDir := fs.String("checks", "./checks", `folder of check .sql files ("" disables checks)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +92,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			log.Info("no KPI folder; KPIs are off", "dir", *kpiDir)
 		}
 	}
-	deps := serveDeps{Catalog: cat, Bucket: bucket, Lake: loc, Engine: eng, Logger: slog.Default()}
+	g, gctx := errgroup.WithContext(ctx)
+	deps := serveDeps{Ctx: gctx, ChecksDir: *checksDir, Catalog: cat, Bucket: bucket, Lake: loc, Engine: eng, Logger: slog.Default()}
 	for _, mount := range serveMounts {
 		if err := mount(mux, deps); err != nil {
 			return err
@@ -98,7 +104,6 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		log.Info("serving http", "addr", ln.Addr().String(), "token", token != "")
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -133,7 +138,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		sum := sha256.Sum256([]byte(got))
-		if r.URL.Path != "/healthz" && (!strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1) {
+		if r.URL.Path != "/healthz" && !dashboard.Public(r.URL.Path) && (!strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cdclake"`)
 			query.WriteError(w, http.StatusUnauthorized, "NotAuthorizedException", errors.New("missing or wrong bearer token ("+tokenEnv+")"))
 			return

@@ -57,9 +57,14 @@ func TestMonitorDashboard(t *testing.T) {
 		pg.Exec(t, db, monitorData[db]...)
 		monitorCatchUp(t, pg, db, dir)
 	}
-	t.Setenv(checksEnv, monitorChecks(t))
+	// two services compacted, shipping not
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := run(ctx, []string{"compact", "--lake", dir, "--table", "orders.public.orders,orders.public.customers,payments.public.payments"}); err != nil {
+		t.Fatalf("compact: %v", err)
+	}
 	t.Setenv(tokenEnv, "")
-	base := monitorServe(t, dir)
+	base := monitorServe(t, dir, monitorChecks(t))
 
 	t.Run("api", func(t *testing.T) {
 		body := monitorGet(t, base+"/", "", 200)
@@ -67,7 +72,9 @@ func TestMonitorDashboard(t *testing.T) {
 			t.Errorf("GET / = %.200s", body)
 		}
 		monitorGet(t, base+"/ui/app.js", "", 200)
-		var checks struct{ Checks []struct{ Name, Status string } }
+		var checks struct {
+			Checks []struct{ Name, Status string }
+		}
 		monitorWait(t, "every check evaluated", func() bool {
 			json.Unmarshal([]byte(monitorGet(t, base+"/v1/checks", "", 200)), &checks)
 			return len(checks.Checks) == 3 && !strings.Contains(fmt.Sprint(checks), "pending")
@@ -131,6 +138,9 @@ func TestMonitorDashboard(t *testing.T) {
 		monitorPoll(t, ctx, "a KPI chart with data points",
 			`document.querySelector('[data-kpi="orders_per_hour"]')?.dataset.points > 10 && !!document.querySelector('[data-kpi="orders_per_hour"] canvas')`)
 		monitorPoll(t, ctx, "a rows/s chart", `!!document.querySelector('[data-source="orders"] .spark canvas')`)
+		monitorPoll(t, ctx, "compaction states",
+			`document.querySelector('[data-table="orders.public.customers"] .badge')?.textContent === 'current' &&
+			 document.querySelector('[data-table="shipping.public.shipments"] .badge')?.textContent === 'none'`)
 
 		// order 1000 was paid 50 minutes ago and nobody shipped it
 		pg.Exec(t, "orders", `INSERT INTO orders (id, customer_id, status, amount, created_at) VALUES (1000, 1, 'paid', 77, now() - interval '1 hour')`)
@@ -163,7 +173,7 @@ func TestMonitorDashboard(t *testing.T) {
 	t.Run("token", func(t *testing.T) {
 		const token = "dash-t0ken"
 		t.Setenv(tokenEnv, token)
-		base := monitorServe(t, dir)
+		base := monitorServe(t, dir, monitorChecks(t))
 		monitorGet(t, base+"/v1/checks", "", 401)
 		if resp, err := http.Get(base + "/"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET / with %s set: %v %v: serve's token guard must let the static page through (dashboard.Public)", tokenEnv, resp.Status, err)
@@ -296,7 +306,7 @@ func monitorCatchUp(t *testing.T, pg *pgtest.Cluster, db, dir string) {
 
 // monitorServe runs cdclake serve on the lake with the shipped KPIs until
 // the test ends, and returns its base URL once it answers.
-func monitorServe(t *testing.T, dir string) string {
+func monitorServe(t *testing.T, dir, checks string) string {
 	t.Helper()
 	port, err := pgtest.FreePort()
 	if err != nil {
@@ -305,7 +315,7 @@ func monitorServe(t *testing.T, dir string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--lake", dir, "--kpis", "../../kpis", "--pg-addr", "",
+		done <- run(ctx, []string{"serve", "--lake", dir, "--kpis", "../../kpis", "--checks", checks, "--pg-addr", "",
 			"--addr", fmt.Sprintf("127.0.0.1:%d", port)})
 	}()
 	t.Cleanup(func() {

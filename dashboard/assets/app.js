@@ -158,7 +158,9 @@ function renderSources(doc) {
     const wm = s.watermark;
     item.facts.replaceChildren(
       el('dt', {}, 'watermark'), el('dd', { title: wm.commit_time || '' }, `${wm.lsn_text} · ${wm.commit_time ? ago(wm.commit_time) : 'no commit yet'}`),
-      el('dt', {}, 'lag'), el('dd', { 'data-lag': s.lag_seconds == null ? '' : s.lag_seconds }, `${duration(s.lag_seconds)} · ${bytes(s.slot_lag_bytes)} WAL held`),
+      el('dt', {}, 'lag'), el('dd', { title: 'time since the lake was complete through' }, s.lag_seconds == null ? 'not known yet' : duration(s.lag_seconds) + ' behind'),
+      el('dt', {}, 'WAL held'), el('dd', { title: 'WAL the replication slot holds past its confirmed position' },
+        s.slot_lag_bytes == null ? 'not known to this server' : bytes(s.slot_lag_bytes)),
       el('dt', {}, 'slot'), el('dd', {}, s.slot));
     const tables = s.snapshot ? s.snapshot.tables : [];
     item.snap.replaceChildren(...tables.flatMap(t => {
