@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -176,7 +177,7 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("parse xlogdata: %w", err)
 		}
-		msg, err := pglogrepl.ParseV2(xld.WALData, st.inStream)
+		msg, err := parseMessage(xld.WALData, st.inStream)
 		if err != nil {
 			return fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
 		}
@@ -206,6 +207,20 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// parseMessage parses a pgoutput message. pglogrepl panics on some
+// malformed bytes; those become an error like any other parse failure.
+func parseMessage(data []byte, inStream bool) (msg pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, errors.New("empty pgoutput message")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed pgoutput message %q: %v", data[0], r)
+		}
+	}()
+	return pglogrepl.ParseV2(data, inStream)
 }
 
 // streamed handles the messages of transactions streamed while in
@@ -267,7 +282,7 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 	st.mu.Unlock()
 	chunk := max(st.o.MemoryBudget/16, 1<<20)
 	err := st.spool.each(m.Xid, func(raw []byte) error {
-		msg, err := pglogrepl.ParseV2(raw, true)
+		msg, err := parseMessage(raw, true)
 		if err != nil {
 			return fmt.Errorf("parse spilled message: %w", err)
 		}
