@@ -43,6 +43,9 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags go before nothing else)", fs.Arg(0))
 	}
+	if o.FlushAge < 0 || o.MemoryBudget < 0 || o.SnapshotWorkers < 0 {
+		return errors.New("--flush-interval, --memory-budget and --snapshot-workers must not be negative")
+	}
 	if o.Snapshot != "never" && o.Snapshot != "initial" {
 		return fmt.Errorf("--snapshot must be initial or never, not %q", o.Snapshot)
 	}
