@@ -19,6 +19,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
 
+	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 )
 
@@ -407,7 +408,8 @@ func createSnapshotTable(ctx context.Context, c *Compactor, ref TableRef, cl *ta
 		props[table.MetricsModeColumnConfPrefix+"."+keys[0]] = "full"
 	}
 	ident := SnapshotIdent(ref.Source, ref.Schema, ref.Name)
-	tbl, err := c.cat.Iceberg().CreateTable(ctx, ident, iceberg.NewSchema(0, fields...), icecat.WithProperties(props))
+	tbl, err := c.cat.Iceberg().CreateTable(ctx, ident, iceberg.NewSchema(0, fields...), icecat.WithProperties(props),
+		icecat.WithLocation(catalog.TableLocation(c.cat.Warehouse(), ident)))
 	if errors.Is(err, icecat.ErrTableAlreadyExists) {
 		return nil, errStale
 	}

@@ -14,6 +14,7 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 )
 
@@ -207,9 +208,9 @@ func (c *Compactor) Tables(ctx context.Context) ([]TableRef, error) {
 			if err != nil {
 				return nil, fmt.Errorf("list tables of %s: %w", strings.Join(ns, "."), err)
 			}
-			name := id[len(id)-1]
+			name := catalog.NamePart(id[len(id)-1])
 			if base, ok := strings.CutSuffix(name, ingest.ChangesSuffix); ok && len(id) == 3 {
-				out = append(out, TableRef{id[0], id[1], base})
+				out = append(out, TableRef{catalog.NamePart(id[0]), catalog.NamePart(id[1]), base})
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 )
 
@@ -48,7 +49,7 @@ func (r TableRef) String() string { return r.Source + "." + r.Schema + "." + r.N
 // snapshot table: [source, schema, table], next to the changelog
 // [source, schema, table__changes].
 func SnapshotIdent(source, schema, name string) table.Identifier {
-	return table.Identifier{source, schema, name}
+	return table.Identifier{catalog.IdentPart(source), catalog.IdentPart(schema), catalog.IdentPart(name)}
 }
 
 // ChangelogIdent returns the identifier of a source table's changelog.
