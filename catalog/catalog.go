@@ -36,8 +36,8 @@ type Options struct {
 type Catalog struct {
 	warehouse string
 	ice       *sqlcat.Catalog
-	db      *sql.DB
-	dialect sqlcat.SupportedDialect
+	db        *sql.DB
+	dialect   sqlcat.SupportedDialect
 }
 
 // Open opens (and on first use creates) the catalog.

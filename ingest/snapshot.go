@@ -413,10 +413,12 @@ func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable
 			t.progress.Bytes += r.bytes
 		} else if t.left--; t.left == 0 {
 			key := t.rel.schema + "." + t.rel.name
-			if sk.pending[key] != nil { // else an empty table
+			if sk.pending[key] != nil {
 				if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
 					return err
 				}
+			} else if err := createEmpty(ctx, sk, t.rel); err != nil {
+				return err
 			}
 			t.progress.State = catalog.SnapshotDone
 			if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
@@ -453,6 +455,17 @@ func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable
 		}
 	}
 	return nil
+}
+
+// createEmpty creates the changelog of an empty table, so every published
+// table is in the lake (and queryable) once its snapshot is done.
+func createEmpty(ctx context.Context, sk *sink, rel *relation) error {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, rel.arrow)
+	rec := b.NewRecordBatch()
+	b.Release()
+	defer rec.Release()
+	_, err := sk.table(ctx, tableBatch{schema: rel.schema, name: rel.name, keys: rel.keys, parts: []arrow.RecordBatch{rec}})
+	return err
 }
 
 func fmtLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }

@@ -77,7 +77,6 @@ func (w *Workload) Close() {
 	}
 }
 
-
 // Seed creates customers.
 func (w *Workload) Seed(ctx context.Context, customers int) error {
 	_, err := w.conns["orders"].Exec(ctx, `INSERT INTO customers (name, city)
