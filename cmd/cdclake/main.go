@@ -31,6 +31,13 @@ const usage = `cdclake turns PostgreSQL logical replication streams into an Iceb
 Usage:
   cdclake demo      [--dir DIR] [--duration D]
   cdclake ingest    --source PGURL [--name NAME] [--lake URL] [--catalog URL] [--catch-up] ...
+  cdclake run       --config cdclake.yaml
+  cdclake snapshot  --source PGURL --table schema.table [...]
+  cdclake compact   [--lake URL] [--catalog URL] [--table src.schema.table]
+  cdclake query     [--lake URL] [--catalog URL] [--format table|csv|json] SQL
+  cdclake serve     [--lake URL] [--catalog URL] [--addr ADDR] [--pg-addr ADDR]
+  cdclake status    [--lake URL] [--catalog URL]
+  cdclake bench     stream|big-transaction|snapshot|all
   cdclake version
 
 Run "cdclake COMMAND -h" for a command's flags.
