@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -440,4 +441,25 @@ func FuzzSplitCopyRow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFuzzPgoutputHugeLength feeds an insert whose one column claims to be
+// 2 GiB long in a message of a few bytes: the receive path must refuse it
+// without allocating what the length says (a damaged spill file, or a
+// server bug, must not take the process's memory).
+func TestFuzzPgoutputHugeLength(t *testing.T) {
+	msgs := encodeProgram([]byte{opRelation, 1, 0, opBegin})
+	insert := binary.BigEndian.AppendUint32([]byte{'I'}, 1)
+	insert = append(insert, 'N', 0, 1, 't')
+	insert = binary.BigEndian.AppendUint32(insert, 0x7FFFFFF0)
+	insert = append(insert, "abc"...)
+	h := newFuzzHarness(t)
+	defer h.close(t)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	h.feed(t, append(msgs, insert))
+	runtime.ReadMemStats(&after)
+	if mib := (after.TotalAlloc - before.TotalAlloc) >> 20; mib > 64 {
+		t.Errorf("BUG: a %d-byte insert message made the receive path allocate %d MiB (pglogrepl allocates a column's declared length before it checks it)", len(insert), mib)
+	}
 }

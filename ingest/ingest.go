@@ -51,6 +51,10 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	}
 	defer src.conn.Close(context.Background())
 	o = o.withDefaults(src.cfg.Database)
+	if err := src.lock(ctx, o.Slot); err != nil {
+		return err
+	}
+	defer src.unlock(o.Slot)
 	if err := src.check(ctx, o.Tables); err != nil {
 		return err
 	}
@@ -63,12 +67,12 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	}
 	sk := newSink(cat, o.Name, o.Hooks, o.Logger)
 	reg := pgarrow.NewRegistry(src.conn)
-	start, err := startPosition(ctx, src, cat, o, func(snap string, lsn uint64) error {
+	start, err := startPosition(ctx, src, cat, o, func(snap string, lsn uint64, truncate bool) error {
 		tables, err := src.publishedTables(ctx, o.Publication)
 		if err != nil {
 			return err
 		}
-		return src.snapshot(ctx, sk, reg, o, snap, lsn, tables, false)
+		return src.snapshot(ctx, sk, reg, o, snap, lsn, tables, truncate)
 	})
 	if err != nil {
 		if createdPub {
@@ -129,7 +133,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 // the slot (and the source record) on first use, and returns the LSN to
 // stream from.
 func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Options,
-	snapshot func(snap string, lsn uint64) error) (uint64, error) {
+	snapshot func(snap string, lsn uint64, truncate bool) error) (uint64, error) {
 	rec, err := cat.Source(ctx, o.Name)
 	known := err == nil
 	if err != nil && !errors.Is(err, catalog.ErrNoSuchSource) {
@@ -139,9 +143,17 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 	if err != nil {
 		return 0, err
 	}
+	if si.exists && si.walStatus == "lost" && o.Resnapshot {
+		if _, err := src.conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", o.Slot); err != nil {
+			return 0, fmt.Errorf("drop invalidated slot %q: %w", o.Slot, err)
+		}
+		o.Logger.Warn("dropped the invalidated replication slot; every table is reloaded", "slot", o.Slot)
+		si = slotInfo{}
+	}
+	resnapshot := known && rec.LSN > 0 // the lake holds rows of an older slot
 	switch {
-	case !si.exists && known && rec.LSN > 0:
-		return 0, fmt.Errorf("replication slot %q is missing but the lake holds source %q up to LSN %s: changes after it are lost (re-snapshot the source's tables, or remove the source from the catalog to start over)",
+	case !si.exists && resnapshot && !o.Resnapshot:
+		return 0, fmt.Errorf("replication slot %q is missing but the lake holds source %q up to LSN %s: changes after it are lost (run cdclake ingest --resnapshot to create a new slot and reload every table)",
 			o.Slot, o.Name, pglogrepl.LSN(rec.LSN))
 	case !si.exists:
 		repl, err := src.replication(ctx)
@@ -153,8 +165,15 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		if o.Snapshot == "initial" {
 			action = "EXPORT_SNAPSHOT"
 		}
+		if resnapshot {
+			action = "EXPORT_SNAPSHOT"
+		}
 		res, err := pglogrepl.CreateReplicationSlot(ctx, repl, o.Slot, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42710" {
+			return 0, fmt.Errorf("replication slot %q was created by another process while this one started: another cdclake is reading this source (stop it, or use another --slot)", o.Slot)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("create replication slot %q: %w", o.Slot, err)
 		}
@@ -163,12 +182,19 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 			return 0, fmt.Errorf("parse slot consistent point: %w", err)
 		}
 		o.Logger.Info("created replication slot", "slot", o.Slot, "lsn", lsn.String())
+		if res.SnapshotName != "" {
+			// recorded before the source: a crash before a table's snapshot
+			// is committed makes the next start reload it
+			if err := markSnapshots(ctx, src, cat, o, uint64(lsn)); err != nil {
+				return 0, err
+			}
+		}
 		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: uint64(lsn)}); err != nil {
 			return 0, err
 		}
 		if res.SnapshotName != "" {
 			// the exported snapshot lives while repl stays open and idle
-			if err := snapshot(res.SnapshotName, uint64(lsn)); err != nil {
+			if err := snapshot(res.SnapshotName, uint64(lsn), resnapshot); err != nil {
 				return 0, err
 			}
 		}
@@ -176,11 +202,17 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 	case si.plugin != "pgoutput":
 		return 0, fmt.Errorf("replication slot %q uses plugin %q, cdclake needs pgoutput (drop the slot or choose another --slot)", o.Slot, si.plugin)
 	case si.walStatus == "lost":
-		return 0, fmt.Errorf("replication slot %q was invalidated (wal_status lost: PostgreSQL removed WAL it still needed, see max_slot_wal_keep_size); changes are missing: drop the slot and re-snapshot the source's tables", o.Slot)
+		return 0, fmt.Errorf("replication slot %q was invalidated (wal_status lost: PostgreSQL removed WAL it still needed, see max_slot_wal_keep_size); changes are missing: run cdclake ingest --resnapshot to replace the slot and reload every table", o.Slot)
 	case si.active:
 		return 0, activeSlotError(o.Slot, si.pid)
 	case !known:
-		// the slot was created by a run that stopped before recording it
+		// the slot was created by a run that stopped before recording it:
+		// nothing of the source is in the lake, so every table is reloaded
+		if o.Snapshot == "initial" {
+			if err := markSnapshots(ctx, src, cat, o, si.confirmed); err != nil {
+				return 0, err
+			}
+		}
 		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: si.confirmed}); err != nil {
 			return 0, err
 		}
@@ -220,4 +252,31 @@ func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
 		case <-time.After(15 * time.Second):
 		}
 	}
+}
+
+// markSnapshots records a running snapshot for every published table, so
+// that reloadUnfinished reloads the tables whose snapshot never finished.
+func markSnapshots(ctx context.Context, src *source, cat *catalog.Catalog, o Options, lsn uint64) error {
+	rows, err := src.conn.Query(ctx, `SELECT DISTINCT n.nspname, c.relname
+		FROM pg_publication p, pg_publication_tables pt
+		JOIN pg_class l ON l.oid = format('%I.%I', pt.schemaname, pt.tablename)::regclass
+		JOIN pg_class c ON c.oid = CASE WHEN l.relispartition THEN pg_partition_root(l.oid) ELSE l.oid END
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = $1 AND pt.pubname = $1 AND (p.pubviaroot OR NOT l.relispartition)`, o.Publication)
+	if err != nil {
+		return fmt.Errorf("list published tables: %w", err)
+	}
+	type name struct{ Schema, Table string }
+	names, err := pgx.CollectRows(rows, pgx.RowToStructByPos[name])
+	if err != nil {
+		return fmt.Errorf("list published tables: %w", err)
+	}
+	for _, n := range names {
+		err := cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: n.Schema, Table: n.Table,
+			State: catalog.SnapshotRunning, LSN: lsn, StartedAt: time.Now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

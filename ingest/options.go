@@ -31,6 +31,13 @@ type Options struct {
 	// CatchUp stops after everything committed before the start is in
 	// the lake and acknowledged (batch mode).
 	CatchUp bool
+	// Resnapshot replaces a missing or invalidated slot with a new one and
+	// reloads every table at its position (the way out of lost changes).
+	Resnapshot bool
+	// FlushTimeout bounds one flush (upload and commits); past it Run
+	// returns an error, as a lake request that never answers would
+	// otherwise stall ingest for good (default 2 min).
+	FlushTimeout time.Duration
 
 	// A batch is flushed when it holds FlushRows rows or FlushBytes bytes,
 	// or its oldest row is FlushAge old (defaults 200,000 rows, 64 MiB, 1 s).
@@ -87,6 +94,9 @@ func (o Options) withDefaults(dbName string) Options {
 	}
 	if o.FlushAge <= 0 {
 		o.FlushAge = time.Second
+	}
+	if o.FlushTimeout <= 0 {
+		o.FlushTimeout = 2 * time.Minute
 	}
 	if o.MaxBufferBytes <= 0 {
 		o.MaxBufferBytes = 4 * o.FlushBytes

@@ -296,3 +296,35 @@ func slotName(source string) string {
 func activeSlotError(slot string, pid int32) error {
 	return fmt.Errorf("replication slot %q is in use by another process (pid %d): another cdclake or consumer is reading this source (stop it, or use another --slot)", slot, pid)
 }
+
+// lock takes a session advisory lock named after the slot, held on the
+// source connection until Run returns (unlock): a second cdclake for the
+// same slot stops here, before it touches the slot or the lake (the slot
+// alone excludes it only once streaming starts). Like slotFree it waits a
+// few seconds for a holder that is going away.
+func (s *source) lock(ctx context.Context, slot string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ok bool
+		if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtext('cdclake/' || $1))", slot).Scan(&ok); err != nil {
+			return fmt.Errorf("lock the source: %w", err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("another cdclake is running for replication slot %q on this source (stop it, or use another --slot)", slot)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// unlock releases the lock before the connection closes, so that a start
+// right after this run ends finds it free.
+func (s *source) unlock(slot string) {
+	_, _ = s.conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('cdclake/' || $1))", slot)
+}

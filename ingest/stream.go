@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -215,6 +216,9 @@ func parseMessage(data []byte, inStream bool) (msg pglogrepl.Message, err error)
 	if len(data) == 0 {
 		return nil, errors.New("empty pgoutput message")
 	}
+	if err := checkTuples(data, inStream); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			msg, err = nil, fmt.Errorf("malformed pgoutput message %q: %v", data[0], r)
@@ -381,7 +385,7 @@ func (st *stream) flusher(ctx context.Context) {
 	for b := range st.flushCh {
 		if !failed {
 			start := time.Now()
-			if err := st.sink.commit(ctx, b); err != nil {
+			if err := st.commitWithin(ctx, b); err != nil {
 				failed = true
 				st.flushErr <- fmt.Errorf("flush up to LSN %s: %w", pglogrepl.LSN(b.endLSN), err)
 			} else {
@@ -487,4 +491,65 @@ func (st *stream) sendStatus(reply bool) error {
 	return pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: d, WALFlushPosition: d, WALApplyPosition: d, ReplyRequested: reply,
 	})
+}
+
+// checkTuples walks the tuples of an insert, update or delete message and
+// refuses one whose lengths run past the message: pglogrepl allocates the
+// length it reads (up to 4 GiB) before it finds the bytes missing.
+func checkTuples(data []byte, inStream bool) error {
+	switch data[0] {
+	case 'I', 'U', 'D':
+	default:
+		return nil
+	}
+	short := fmt.Errorf("malformed pgoutput message %q: a tuple runs past its %d bytes", data[0], len(data))
+	i := 5 // type, relation id
+	if inStream {
+		i += 4 // xid
+	}
+	for i < len(data) {
+		i++ // N, K or O
+		if i+2 > len(data) {
+			return short
+		}
+		n := int(binary.BigEndian.Uint16(data[i:]))
+		i += 2
+		for range n {
+			if i >= len(data) {
+				return short
+			}
+			kind := data[i]
+			i++
+			if kind == 't' || kind == 'b' {
+				if i+4 > len(data) {
+					return short
+				}
+				l := int(binary.BigEndian.Uint32(data[i:]))
+				i += 4
+				if l > len(data)-i {
+					return short
+				}
+				i += l
+			}
+		}
+	}
+	return nil
+}
+
+// commitWithin commits a batch, giving up after FlushTimeout: a lake
+// request that never answers must not stall ingest for good. After a
+// timeout the flusher has failed and never uses the sink again, so the
+// abandoned commit cannot race a later one; Run returns the error and
+// the process exits (its service manager restarts it).
+func (st *stream) commitWithin(ctx context.Context, b *batch) error {
+	ctx, cancel := context.WithTimeout(ctx, st.o.FlushTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- st.sink.commit(ctx, b) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("the lake did not answer within %s (--flush-timeout)", st.o.FlushTimeout)
+	}
 }

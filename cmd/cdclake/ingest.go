@@ -32,6 +32,8 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.SnapshotWorkers, "snapshot-workers", 0, "connections reading a snapshot in parallel (default: number of cores)")
 	fs.BoolVar(&o.CatchUp, "catch-up", false, "stop once everything committed before the start is in the lake")
 	fs.DurationVar(&o.FlushAge, "flush-interval", 0, "longest time a change waits before it is committed (default 1s)")
+	fs.DurationVar(&o.FlushTimeout, "flush-timeout", 0, "longest time one flush may take before ingest gives up and exits (default 2m)")
+	fs.BoolVar(&o.Resnapshot, "resnapshot", false, "replace a missing or invalidated replication slot and reload every table")
 	fs.Int64Var(&o.MemoryBudget, "memory-budget", 0, "bytes of memory for transactions streamed while they run, beyond which they spill to disk (default 256 MiB)")
 	fs.StringVar(&o.SpillDir, "spill-dir", "", "folder for spilled transactions (default: in the system temp folder)")
 	if err := fs.Parse(args); err != nil {
@@ -43,8 +45,8 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags go before nothing else)", fs.Arg(0))
 	}
-	if o.FlushAge < 0 || o.MemoryBudget < 0 || o.SnapshotWorkers < 0 {
-		return errors.New("--flush-interval, --memory-budget and --snapshot-workers must not be negative")
+	if o.FlushAge < 0 || o.FlushTimeout < 0 || o.MemoryBudget < 0 || o.SnapshotWorkers < 0 {
+		return errors.New("--flush-interval, --flush-timeout, --memory-budget and --snapshot-workers must not be negative")
 	}
 	if o.Snapshot != "never" && o.Snapshot != "initial" {
 		return fmt.Errorf("--snapshot must be initial or never, not %q", o.Snapshot)
