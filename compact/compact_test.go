@@ -430,28 +430,37 @@ func TestCompactWhileIngesting(t *testing.T) {
 	}()
 	o := Options{FileSize: 128 << 10, OpenHourMergeFiles: 4, ChangelogMaxSnapshots: 10,
 		ChangelogRetention: time.Second, OrphanInterval: -1}
+	// two compactors, as when cdclake compact runs next to cdclake run
 	var wg sync.WaitGroup
+	var mu sync.Mutex
 	var passes int
 	var compactErr error
 	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c := New(cat, o)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := New(cat, o)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, err := c.RunOnce(context.Background())
+				mu.Lock()
+				passes++
+				if err != nil && compactErr == nil {
+					compactErr = err
+				}
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				time.Sleep(time.Duration(100+50*i) * time.Millisecond)
 			}
-			if _, err := c.RunOnce(context.Background()); err != nil {
-				compactErr = err
-				return
-			}
-			passes++
-			time.Sleep(150 * time.Millisecond)
-		}
-	}()
+		}()
+	}
 	w := newWorkload(2)
 	for range 12 {
 		w.run(t, url, 20)

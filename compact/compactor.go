@@ -94,7 +94,7 @@ func (c *Compactor) Compact(ctx context.Context, ref TableRef) (Result, error) {
 			break
 		}
 		res, err = c.Execute(ctx, c.o.Plan(st))
-		if !errors.Is(err, errStale) {
+		if !errors.Is(err, errStale) && (err == nil || !gone(err)) {
 			break
 		}
 		c.o.Metrics.Conflicts.Inc()

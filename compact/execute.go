@@ -5,15 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
@@ -202,149 +197,6 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	return nil
 }
 
-// rewrite merges the slots' files with their changes, group by group.
-type rewrite struct {
-	scan        *table.Scan
-	tasks       []table.FileScanTask
-	slots       []slot
-	sorted      []string // changed keys, sorted
-	f           *folded
-	cs          *changeSet
-	outSchema   *arrow.Schema
-	keys        []string
-	rowsPerFile int64
-	log         *slog.Logger
-}
-
-func (rw *rewrite) run(ctx context.Context, groups [][]int, w *asyncWriter, res *Result) error {
-	lastLog := time.Now()
-	for gi, g := range groups {
-		bySlot := map[int][]arrow.RecordBatch{}
-		for _, s := range g {
-			var ts []table.FileScanTask
-			for _, fi := range rw.slots[s].files {
-				ts = append(ts, rw.tasks[fi])
-			}
-			if len(ts) == 0 {
-				continue
-			}
-			recs, err := readTasks(ctx, rw.scan, ts)
-			if err != nil {
-				for _, rs := range bySlot {
-					for _, r := range rs {
-						r.Release()
-					}
-				}
-				return fmt.Errorf("read files: %w", err)
-			}
-			bySlot[s] = recs
-		}
-		bs, err := newBaseSet(rw.outSchema, rw.keys, bySlot, rw.f)
-		if err != nil {
-			return fmt.Errorf("index rows: %w", err)
-		}
-		res.RewrittenRows += int64(bs.n)
-		outs := make([]*slotOut, len(g))
-		for i, s := range g {
-			keyNames := make([]string, len(rw.slots[s].keys))
-			for j, k := range rw.slots[s].keys {
-				keyNames[j] = rw.sorted[k]
-			}
-			outs[i] = buildSlot(bs, s, keyNames, rw.f, rw.outSchema.NumFields())
-		}
-		if err := bs.combine(ctx, rw.outSchema, rw.cs, outs); err != nil {
-			bs.release()
-			return err
-		}
-		for _, so := range outs {
-			for _, r := range splitRows(int64(len(so.src)), rw.rowsPerFile) {
-				ch := w.file()
-				if ch == nil {
-					bs.release()
-					return nil // the writer failed: close reports why
-				}
-				for a := int(r[0]); a < int(r[1]); a += batchRows {
-					rec, err := so.record(ctx, rw.outSchema, bs, a, min(a+batchRows, int(r[1])))
-					if err != nil {
-						close(ch)
-						bs.release()
-						return err
-					}
-					ch <- rec
-				}
-				close(ch)
-			}
-		}
-		bs.release()
-		if time.Since(lastLog) > 5*time.Second {
-			rw.log.Info("compacting", "groups_done", gi+1, "groups", len(groups), "rows_read", res.RewrittenRows)
-			lastLog = time.Now()
-		}
-	}
-	return nil
-}
-
-// asyncWriter writes data files in a goroutine, so that merging the next
-// rows overlaps writing these. A file is a channel of record batches.
-type asyncWriter struct {
-	files  chan chan arrow.RecordBatch
-	done   chan struct{}
-	failed atomic.Bool
-	added  []iceberg.DataFile
-	rows   int64
-	err    error
-}
-
-func newAsyncWriter(ctx context.Context, tbl *table.Table, sc *arrow.Schema) *asyncWriter {
-	w := &asyncWriter{files: make(chan chan arrow.RecordBatch, 1), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		for batches := range w.files {
-			if w.err == nil {
-				seq := func(yield func(arrow.RecordBatch, error) bool) {
-					for b := range batches {
-						w.rows += b.NumRows()
-						if !yield(b, nil) {
-							return
-						}
-					}
-				}
-				o := table.WithTargetFileSize(1 << 62)
-				for df, err := range table.WriteRecords(ctx, tbl, sc, seq, o) {
-					if err != nil {
-						w.err = err
-						w.failed.Store(true)
-						break
-					}
-					w.added = append(w.added, df)
-				}
-			}
-			for b := range batches { // what the writer did not take
-				b.Release()
-			}
-		}
-	}()
-	return w
-}
-
-// file starts a data file: send its batches (taken over) to the channel
-// returned, then close it. It returns nil when writing failed.
-func (w *asyncWriter) file() chan<- arrow.RecordBatch {
-	if w.failed.Load() {
-		return nil
-	}
-	ch := make(chan arrow.RecordBatch, 2)
-	w.files <- ch
-	return ch
-}
-
-// close waits for the files started and returns them.
-func (w *asyncWriter) close() ([]iceberg.DataFile, int64, error) {
-	close(w.files)
-	<-w.done
-	return w.added, w.rows, w.err
-}
-
 func currentID(tbl *table.Table) int64 {
 	if s := tbl.CurrentSnapshot(); s != nil {
 		return s.SnapshotID
@@ -407,6 +259,9 @@ func createSnapshotTable(ctx context.Context, c *Compactor, ref TableRef, cl *ta
 	if len(keys) > 0 { // exact bounds of the first key column route changes to files
 		props[table.MetricsModeColumnConfPrefix+"."+keys[0]] = "full"
 	}
+	if len(keys) == 1 { // a key is unique: a dictionary only costs time
+		props["write.parquet.dict-encoding-enabled.column."+keys[0]] = "false"
+	}
 	ident := SnapshotIdent(ref.Source, ref.Schema, ref.Name)
 	tbl, err := c.cat.Iceberg().CreateTable(ctx, ident, iceberg.NewSchema(0, fields...), icecat.WithProperties(props),
 		icecat.WithLocation(catalog.TableLocation(c.cat.Warehouse(), ident)))
@@ -439,146 +294,4 @@ func addColumns(ctx context.Context, sn, cl *table.Table, cols []string) (*table
 		return nil, fmt.Errorf("%w: %v", errStale, err)
 	}
 	return nt, err
-}
-
-// readAll reads a scan into one record.
-func readAll(ctx context.Context, scan *table.Scan) (arrow.RecordBatch, error) {
-	sc, it, err := scan.ToArrowRecords(ctx)
-	if err != nil {
-		return nil, err
-	}
-	recs, err := collect(it)
-	if err != nil {
-		return nil, err
-	}
-	return concatRecords(sc, recs)
-}
-
-func readTasks(ctx context.Context, scan *table.Scan, tasks []table.FileScanTask) ([]arrow.RecordBatch, error) {
-	_, it, err := scan.ReadTasks(ctx, tasks)
-	if err != nil {
-		return nil, err
-	}
-	return collect(it)
-}
-
-func collect(it func(func(arrow.RecordBatch, error) bool)) ([]arrow.RecordBatch, error) {
-	var recs []arrow.RecordBatch
-	for rec, err := range it {
-		if err != nil {
-			for _, r := range recs {
-				r.Release()
-			}
-			return nil, err
-		}
-		recs = append(recs, rec)
-	}
-	return recs, nil
-}
-
-// concatRecords joins records of one schema into one record, releasing
-// them column by column as it goes.
-func concatRecords(sc *arrow.Schema, recs []arrow.RecordBatch) (arrow.RecordBatch, error) {
-	if len(recs) > 0 {
-		sc = recs[0].Schema()
-	}
-	chunks := make([][]arrow.Array, sc.NumFields())
-	var n int64
-	for _, r := range recs {
-		n += r.NumRows()
-		for c := range chunks {
-			a := r.Column(c)
-			a.Retain()
-			chunks[c] = append(chunks[c], a)
-		}
-		r.Release()
-	}
-	cols := make([]arrow.Array, sc.NumFields())
-	var err error
-	for c := range cols {
-		if len(chunks[c]) == 0 {
-			cols[c] = array.MakeArrayOfNull(memory.DefaultAllocator, sc.Field(c).Type, 0)
-		} else if err == nil {
-			if cols[c], err = array.Concatenate(chunks[c], memory.DefaultAllocator); err != nil {
-				err = fmt.Errorf("concatenate column %s: %w", sc.Field(c).Name, err)
-			}
-		}
-		for _, a := range chunks[c] {
-			a.Release()
-		}
-	}
-	if err != nil {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-		return nil, err
-	}
-	rec := array.NewRecordBatch(sc, cols, n)
-	for _, c := range cols {
-		c.Release()
-	}
-	return rec, nil
-}
-
-// splitRows cuts n rows into ranges of about per rows, all of nearly
-// the same size.
-func splitRows(n, per int64) [][2]int64 {
-	if n == 0 {
-		return nil
-	}
-	files := (n + per - 1) / per
-	size := (n + files - 1) / files
-	var out [][2]int64
-	for start := int64(0); start < n; start += size {
-		out = append(out, [2]int64{start, min(start+size, n)})
-	}
-	return out
-}
-
-// writeFiles writes rec, in order, as files of about rowsPerFile rows.
-func writeFiles(ctx context.Context, tbl *table.Table, rec arrow.RecordBatch, rowsPerFile int64, opts ...table.WriteRecordOption) ([]iceberg.DataFile, error) {
-	var out []iceberg.DataFile
-	for _, r := range splitRows(rec.NumRows(), rowsPerFile) {
-		part := rec.NewSlice(r[0], r[1])
-		dfs, err := writeFile(ctx, tbl, part, opts...)
-		part.Release()
-		out = append(out, dfs...)
-		if err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
-// writeFile writes rec, in order, as one data file (one per partition).
-func writeFile(ctx context.Context, tbl *table.Table, rec arrow.RecordBatch, opts ...table.WriteRecordOption) ([]iceberg.DataFile, error) {
-	n := rec.NumRows()
-	batches := func(yield func(arrow.RecordBatch, error) bool) {
-		for s := int64(0); s < n; s += batchRows {
-			if !yield(rec.NewSlice(s, min(s+batchRows, n)), nil) {
-				return
-			}
-		}
-	}
-	var out []iceberg.DataFile
-	o := append(slices.Clone(opts), table.WithTargetFileSize(1<<62))
-	for df, err := range table.WriteRecords(ctx, tbl, rec.Schema(), batches, o...) {
-		if err != nil {
-			return out, err
-		}
-		out = append(out, df)
-	}
-	return out, nil
-}
-
-// scanSchema is the Arrow schema of a scan's rows.
-func scanSchema(scan *table.Scan) (*arrow.Schema, bool, error) {
-	proj, err := scan.Projection()
-	if err != nil {
-		return nil, false, err
-	}
-	sc, err := table.SchemaToArrowSchema(proj, nil, false, false)
-	return sc, true, err
 }

@@ -2,8 +2,11 @@ package compact
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -33,7 +36,7 @@ func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *R
 	if err != nil {
 		return fmt.Errorf("read changelog files of %s: %w", ref, err)
 	}
-	sc, _, err := scanSchema(scan)
+	sc, err := scanSchema(scan)
 	if err != nil {
 		return err
 	}
@@ -173,27 +176,28 @@ func sortByLSN(ctx context.Context, rec arrow.RecordBatch) (arrow.RecordBatch, e
 }
 
 // expire removes a table's snapshots older than before (never the
-// current one); the files only they referenced are deleted.
+// current one) with the manifest lists and manifests only they used.
+// Data files they alone referenced are left to orphan cleanup, which
+// deletes them once OrphanAge old, so a reader that planned on an expired
+// snapshot keeps its files for about that long.
 func (c *Compactor) expire(ctx context.Context, ident table.Identifier, before time.Time) (int, error) {
 	for attempt := 0; ; attempt++ {
 		tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
 		if err != nil {
 			return 0, fmt.Errorf("load %v: %w", ident, err)
 		}
-		n := len(tbl.Metadata().Snapshots())
 		tx := tbl.NewTransaction()
-		if err := tx.ExpireSnapshots(table.WithOlderThan(max(0, time.Since(before))), table.WithRetainLast(1)); err != nil {
+		if err := tx.ExpireSnapshots(table.WithOlderThan(max(0, time.Since(before))), table.WithRetainLast(1),
+			table.WithPostCommit(false)); err != nil {
 			return 0, fmt.Errorf("expire snapshots of %v: %w", ident, err)
 		}
 		nt, err := tx.Commit(ctx)
-		if nt != nil && err != nil {
-			// committed; deleting some unreferenced file failed: orphan
-			// cleanup removes it later
-			c.o.Logger.Warn("expired snapshots, some files not deleted", "table", ident, "err", err)
-			err = nil
-		}
 		if err == nil {
-			return n - len(nt.Metadata().Snapshots()), nil
+			n := len(tbl.Metadata().Snapshots()) - len(nt.Metadata().Snapshots())
+			if n > 0 {
+				deleteExpiredMetadata(ctx, tbl, nt)
+			}
+			return n, nil
 		}
 		if !retryable(err) || attempt+1 >= c.o.Retries {
 			return 0, fmt.Errorf("expire snapshots of %v: %w", ident, err)
@@ -205,16 +209,77 @@ func (c *Compactor) expire(ctx context.Context, ident table.Identifier, before t
 	}
 }
 
+// deleteExpiredMetadata deletes the manifest lists and manifests of the
+// snapshots in pre that post no longer has, unless post still uses them.
+// Failures are left to orphan cleanup.
+func deleteExpiredMetadata(ctx context.Context, pre, post *table.Table) {
+	fs, err := post.FS(ctx)
+	if err != nil {
+		return
+	}
+	kept := map[int64]bool{}
+	used := map[string]bool{}
+	for _, s := range post.Metadata().Snapshots() {
+		kept[s.SnapshotID] = true
+		used[s.ManifestList] = true
+		mans, err := s.Manifests(fs)
+		if err != nil {
+			return // cannot tell what is still used
+		}
+		for _, m := range mans {
+			used[m.FilePath()] = true
+		}
+	}
+	for _, s := range pre.Metadata().Snapshots() {
+		if kept[s.SnapshotID] {
+			continue
+		}
+		mans, err := s.Manifests(fs)
+		if err != nil {
+			continue
+		}
+		for _, m := range mans {
+			if !used[m.FilePath()] {
+				used[m.FilePath()] = true // once
+				_ = fs.Remove(m.FilePath())
+			}
+		}
+		if !used[s.ManifestList] {
+			_ = fs.Remove(s.ManifestList)
+		}
+	}
+}
+
 // orphans deletes files under a table's location that no snapshot or
-// metadata file references and that are older than OrphanAge.
+// metadata file references and that are older than OrphanAge. Another
+// compactor may expire snapshots (and delete their manifests) while the
+// references are read: then it reloads and tries again.
 func (c *Compactor) orphans(ctx context.Context, ident table.Identifier) (int, error) {
-	tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
-	if err != nil {
-		return 0, fmt.Errorf("load %v: %w", ident, err)
+	for attempt := 0; ; attempt++ {
+		tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
+		if err != nil {
+			return 0, fmt.Errorf("load %v: %w", ident, err)
+		}
+		res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(c.o.OrphanAge))
+		if err == nil {
+			return len(res.DeletedFiles), nil
+		}
+		if !gone(err) || attempt+1 >= c.o.Retries {
+			return 0, fmt.Errorf("delete orphan files of %v: %w", ident, err)
+		}
+		if err := sleep(ctx, attempt); err != nil {
+			return 0, err
+		}
 	}
-	res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(c.o.OrphanAge))
-	if err != nil {
-		return 0, fmt.Errorf("delete orphan files of %v: %w", ident, err)
+}
+
+// gone reports whether err is about a file that no longer exists, as
+// when a concurrent expiry deleted the manifests of a snapshot being read.
+func gone(err error) bool {
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
 	}
-	return len(res.DeletedFiles), nil
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "no such file") || strings.Contains(msg, "nosuchkey") ||
+		strings.Contains(msg, "code=notfound")
 }

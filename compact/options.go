@@ -71,9 +71,10 @@ type Options struct {
 	// ChangelogFileSize is the target size of merged changelog files
 	// (default 128 MiB).
 	ChangelogFileSize int64
-	// OpenHourMergeFiles is how many small files the newest (still
-	// filling) hour of a changelog gathers before they are merged
-	// (default 100). Older hours are merged whenever they hold two.
+	// OpenHourMergeFiles is how many files under ChangelogFileSize/16 the
+	// newest (still filling) hour of a changelog gathers before they are
+	// merged (default 100). Older hours are merged whenever they hold two
+	// files under ChangelogFileSize/2.
 	OpenHourMergeFiles int
 
 	// SnapshotRetention is how long a snapshot table's old snapshots stay
@@ -81,13 +82,15 @@ type Options struct {
 	SnapshotRetention time.Duration
 	// ChangelogRetention is how long a changelog's snapshots are kept
 	// (default 15 minutes), and ChangelogMaxSnapshots how many at most
-	// (default 1000), so its metadata stays small at a commit a second.
+	// (default 100), so its metadata stays small at a commit a second.
+	// Rows are never lost by expiry; only the snapshot history shortens.
 	ChangelogRetention    time.Duration
 	ChangelogMaxSnapshots int
 	// OrphanAge is how old a file no snapshot references must be before
 	// it is deleted (default 24 h): younger ones may belong to a commit
-	// in progress. OrphanInterval is how often a Compactor looks for
-	// them (default 1 h; every pass of RunOnce when negative).
+	// in progress, or to a reader that planned on an expired snapshot.
+	// OrphanInterval is how often a Compactor looks for them (default
+	// 1 h; every pass when negative).
 	OrphanAge      time.Duration
 	OrphanInterval time.Duration
 
@@ -117,7 +120,7 @@ func (o Options) withDefaults() Options {
 		o.ChangelogRetention = 15 * time.Minute
 	}
 	if o.ChangelogMaxSnapshots <= 0 {
-		o.ChangelogMaxSnapshots = 1000
+		o.ChangelogMaxSnapshots = 100
 	}
 	if o.OrphanAge <= 0 {
 		o.OrphanAge = 24 * time.Hour

@@ -137,18 +137,23 @@ func (o Options) Plan(st State) Plan {
 
 // planMerges picks, per hour, the files smaller than small: in older
 // hours when there are two, in the newest hour (still filling) when there
-// are openMin.
+// are openMin files smaller than small/8, and only those (files merged
+// before wait for the hour to close, so they are not rewritten over and
+// over).
 func planMerges(files []ChangeFile, small int64, openMin int) []Merge {
 	newest := int64(-1)
-	byHour := map[int64][]ChangeFile{}
-	for _, f := range files {
-		if f.Hour < 0 || f.Bytes >= small {
-			continue
-		}
-		byHour[f.Hour] = append(byHour[f.Hour], f)
-	}
 	for _, f := range files {
 		newest = max(newest, f.Hour)
+	}
+	byHour := map[int64][]ChangeFile{}
+	for _, f := range files {
+		limit := small
+		if f.Hour == newest {
+			limit = small / 8
+		}
+		if f.Hour >= 0 && f.Bytes < limit {
+			byHour[f.Hour] = append(byHour[f.Hour], f)
+		}
 	}
 	var out []Merge
 	for h, fs := range byHour {

@@ -90,6 +90,8 @@ func TestPlanMerges(t *testing.T) {
 		{"large files are left alone", []ChangeFile{small("a", 10), {Path: "big", Hour: 10, Bytes: 100 * mb}, small("b", 10), small("c", 12)}, "[10:[a b]]"},
 		{"open hour below the threshold", open[:99], "[]"},
 		{"open hour at the threshold", open, "[12:[100 files]]"},
+		{"open hour leaves merged files for later", append([]ChangeFile{{Path: "m", Hour: 12, Bytes: 20 * mb}}, open...), "[12:[100 files]]"},
+		{"closed hour takes merged files too", []ChangeFile{{Path: "m", Hour: 11, Bytes: 20 * mb}, small("a", 11), small("c", 12)}, "[11:[a m]]"},
 		{"unknown partition", []ChangeFile{small("a", -1), small("b", -1)}, "[]"},
 	}
 	for _, tc := range cases {

@@ -246,11 +246,11 @@ func (e *Engine) Close() error {
 // Freshness says how current a result is: every change of the source
 // committed up to the watermark is in it.
 type Freshness struct {
-	Source string `json:"source"`
+	Source string
 	// LSN is the source watermark (end of the last transaction in the lake).
-	LSN uint64 `json:"-"`
+	LSN uint64
 	// CommitTime is the commit time of the last transaction below LSN.
-	CommitTime time.Time `json:"commit_time"`
+	CommitTime time.Time
 }
 
 // LSNString formats the watermark as PostgreSQL does (0/16B3748).
@@ -351,11 +351,10 @@ func (e *Engine) withViews(ctx context.Context, sqlText string, fn func(p parsed
 	defer done()
 	for attempt := 0; ; attempt++ {
 		release, err := e.ensure(ctx, used, unique(tables))
-		if err != nil {
-			return err
+		if err == nil {
+			err = fn(p, sources, used)
+			release()
 		}
-		err = fn(p, sources, used)
-		release()
 		if err != nil && attempt == 0 && missingFile(err) {
 			// a file was expired between planning and reading: plan again
 			e.forget(used)
@@ -501,6 +500,12 @@ func recordBytes(rec arrow.RecordBatch) int64 {
 func copyRecord(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	cols := make([]arrow.Array, rec.NumCols())
 	for i, c := range rec.Columns() {
+		if int64(c.Len()) != rec.NumRows() {
+			for _, done := range cols[:i] {
+				done.Release()
+			}
+			return nil, fmt.Errorf("copy result: column %d has %d values for %d rows", i, c.Len(), rec.NumRows())
+		}
 		cp, err := array.Concatenate([]arrow.Array{c}, memory.DefaultAllocator)
 		if err != nil {
 			for _, done := range cols[:i] {

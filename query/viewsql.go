@@ -89,8 +89,13 @@ func changesSQL(v viewSpec) string {
 //     drops the row.
 //   - A column named in _cdc_unchanged was not sent: it keeps the value of
 //     the latest earlier version that had it (change or snapshot row).
-//   - Snapshot rows whose key has no change pass through untouched, so
-//     only the changed keys are aggregated.
+//
+// Most keys change once between compactions (and every key of an initial
+// copy appears once), so only keys with several changes or with unchanged
+// columns are aggregated (multi); a key's single complete change is its
+// row, and snapshot rows whose key did not change pass through (anti
+// joins). The changelog and snapshot scans are inlined (not
+// materialized), so projections and filters reach the Parquet readers.
 func currentSQL(v viewSpec) string {
 	keys := v.Keys
 	if len(keys) == 0 {
@@ -107,39 +112,43 @@ func currentSQL(v viewSpec) string {
 		src[i] = quoteIdent(c.Name)
 	}
 	qk := make([]string, len(keys))
-	var on []string
 	for i, k := range keys {
 		qk[i] = quoteIdent(k)
-		on = append(on, fmt.Sprintf("s.%s IS NOT DISTINCT FROM k.%s", qk[i], qk[i]))
 	}
-	srcList, keyList, onList := strings.Join(src, ", "), strings.Join(qk, ", "), strings.Join(on, " AND ")
+	on := func(l, r string) string {
+		parts := make([]string, len(qk))
+		for i, k := range qk {
+			parts[i] = fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s.%s", l, k, r, k)
+		}
+		return strings.Join(parts, " AND ")
+	}
+	srcList, keyList := strings.Join(src, ", "), strings.Join(qk, ", ")
 	w := strconv.FormatInt(v.Watermark, 10)
 
 	var b strings.Builder
-	b.WriteString("WITH c AS (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
 	if v.HasSnapshot {
 		b.WriteString(" WHERE " + colLSN + " >= " + w)
 	}
 	b.WriteString("),\n")
 	b.WriteString("tr AS (SELECT " + colLSN + " AS tl, " + colSeq + " AS ts FROM c WHERE " + colOp +
 		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
-	b.WriteString("live AS (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
+	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
 		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
-	b.WriteString("k AS (SELECT DISTINCT " + keyList + " FROM live),\n")
+	b.WriteString("multi AS (SELECT " + keyList + " FROM live GROUP BY " + keyList +
+		" HAVING count(*) > 1 OR bool_or(len(coalesce(" + colUnchanged + ", []::VARCHAR[])) > 0)),\n")
 	if v.HasSnapshot {
 		snapCols := make([]column, 0, len(v.Source)+1)
 		snapCols = append(snapCols, v.Source...)
 		snapCols = append(snapCols, column{colLSN, "BIGINT"})
 		// columns the snapshot table lacks (added since) are NULL
-		// not materialized: the snapshot is the big side, and inlining it
-		// lets projections and filters reach its Parquet scan
 		b.WriteString("s AS NOT MATERIALIZED (SELECT * FROM " + relation(snapCols, v.Snapshot) + " WHERE NOT EXISTS (SELECT 1 FROM tr)),\n")
 	}
-	b.WriteString("o AS (SELECT " + srcList + ", " + colOp + ", " + colLSN + ", " + colUnchanged +
-		", (" + colLSN + "::HUGEINT << 64) + " + colSeq + " AS _o FROM live")
+	b.WriteString("o AS (SELECT " + prefixed("live.", src) + ", " + colOp + ", " + colLSN + ", " + colUnchanged +
+		", (" + colLSN + "::HUGEINT << 64) + " + colSeq + " AS _o FROM live SEMI JOIN multi ON " + on("live", "multi"))
 	if v.HasSnapshot {
 		b.WriteString("\n  UNION ALL SELECT " + prefixed("s.", src) + ", 'r', s." + colLSN +
-			", NULL::VARCHAR[], s." + colLSN + "::HUGEINT << 64 FROM s SEMI JOIN k ON " + onList)
+			", NULL::VARCHAR[], s." + colLSN + "::HUGEINT << 64 FROM s SEMI JOIN multi ON " + on("s", "multi"))
 	}
 	b.WriteString("),\n")
 	sel := append([]string{}, qk...)
@@ -154,8 +163,11 @@ func currentSQL(v viewSpec) string {
 	sel = append(sel, "arg_max("+colOp+", _o) AS _op", "max("+colLSN+") AS "+colLSN)
 	b.WriteString("m AS (SELECT " + strings.Join(sel, ", ") + " FROM o GROUP BY " + keyList + ")\n")
 	if v.HasSnapshot {
-		b.WriteString("SELECT " + prefixed("s.", src) + ", s." + colLSN + " FROM s ANTI JOIN k ON " + onList + "\nUNION ALL ")
+		b.WriteString("SELECT " + prefixed("s.", src) + ", s." + colLSN + " FROM s ANTI JOIN (SELECT DISTINCT " + keyList +
+			" FROM live) k ON " + on("s", "k") + "\nUNION ALL ")
 	}
+	b.WriteString("SELECT " + prefixed("live.", src) + ", live." + colLSN + " FROM live ANTI JOIN multi ON " + on("live", "multi") +
+		" WHERE live." + colOp + " <> 'd'\nUNION ALL ")
 	b.WriteString("SELECT " + srcList + ", " + colLSN + " FROM m WHERE _op <> 'd'")
 	return b.String()
 }

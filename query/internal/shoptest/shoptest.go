@@ -84,7 +84,7 @@ func Attach(t testing.TB, pg *pgtest.Cluster, db, warehouse string, props map[st
 // CatchUp runs the real ingest until everything committed is in the lake.
 func (s *Shop) CatchUp(t testing.TB) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	if err := ingest.Run(ctx, s.Cat, ingest.Options{Source: s.URL, CatchUp: true}); err != nil {
 		t.Fatalf("ingest: %v", err)
