@@ -27,6 +27,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/internal/procstat"
 )
 
 // BenchOptions size the compaction benchmark. Zero values mean the
@@ -227,10 +228,10 @@ func Bench(ctx context.Context, o BenchOptions) ([]BenchResult, error) {
 func measure(f func() (Result, error)) (BenchResult, error) {
 	runtime.GC()
 	debug.FreeOSMemory()
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM
+	procstat.ResetPeakRSS()
 	cpu0, start := processCPU(), time.Now()
 	r, err := f()
-	out := BenchResult{Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: peakRSS(),
+	out := BenchResult{Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: procstat.PeakRSS(),
 		Changes: r.ChangeRows, Rewritten: r.RewrittenRows, Written: r.WrittenRows}
 	return out, err
 }
@@ -261,17 +262,6 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func peakRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // PrintBench writes results as a table, each DuckDB run next to the

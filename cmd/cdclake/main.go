@@ -37,7 +37,7 @@ Usage:
   cdclake query     [--lake URL] [--catalog URL] [--format table|csv|json] SQL
   cdclake serve     [--lake URL] [--catalog URL] [--addr ADDR] [--pg-addr ADDR]
   cdclake status    [--lake URL] [--catalog URL]
-  cdclake bench     stream|big-transaction|snapshot|all
+  cdclake bench     stream|big-transaction|snapshot|query|freshness|compact|metadata|all
   cdclake version
 
 Run "cdclake COMMAND -h" for a command's flags.

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -16,7 +15,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/internal/procstat"
 )
 
 // Result is one measured run: cdclake or its reference.
@@ -111,37 +112,6 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// peakRSS returns this process's peak resident set size (VmHWM).
-func peakRSS() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// resetPeakRSS resets VmHWM so the next peakRSS measures from now.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// pidCPU returns the CPU time of another process, from /proc.
-func pidCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(fields) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(fields[11], 10, 64)
-	st, _ := strconv.ParseInt(fields[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // clock ticks, USER_HZ = 100
-}
-
 // walsenderWatcher samples the CPU time of the walsender serving
 // application name app until stopped, and returns the last sample.
 func (e *env) walsenderWatcher(ctx context.Context, app string) (stop func() time.Duration) {
@@ -168,11 +138,104 @@ func (e *env) walsenderWatcher(ctx context.Context, app string) (stop func() tim
 				_ = conn.QueryRow(ctx, "SELECT pid FROM pg_stat_replication WHERE application_name = $1", app).Scan(&pid)
 			}
 			if pid != 0 {
-				if c := pidCPU(pid); c > 0 {
+				if c := procstat.PIDCPU(pid); c > 0 {
 					last = c
 				}
 			}
 		}
 	}()
 	return func() time.Duration { close(done); return <-result }
+}
+
+// Scenarios are the scenario names, in the order "all" runs them.
+var Scenarios = []string{"stream", "big-transaction", "snapshot", "query", "freshness", "compact", "metadata"}
+
+// Report gathers what the scenarios of one run measured.
+type Report struct {
+	Results   []Result // stream, big-transaction, snapshot
+	Query     *QueryReport
+	Freshness *FreshnessReport
+	Compact   []compact.BenchResult
+	Metadata  []compact.MetadataPoint
+}
+
+// Run runs scenario name and adds its results to r.
+func Run(ctx context.Context, name string, o Options, r *Report) error {
+	var err error
+	var res []Result
+	switch name {
+	case "stream":
+		res, err = Stream(ctx, o)
+	case "big-transaction":
+		res, err = BigTransaction(ctx, o)
+	case "snapshot":
+		res, err = Snapshot(ctx, o)
+	case "query":
+		r.Query, err = Query(ctx, o)
+	case "freshness":
+		r.Freshness, err = Freshness(ctx, o)
+	case "compact":
+		co := compact.BenchOptions{Rows: o.Rows}
+		if o.Changes > 0 { // as the defaults: one large batch, then 1% recent and 1% uniform
+			co.Scenarios = []compact.BenchScenario{{Changes: o.Changes}, {Changes: max(1, o.Changes/100), Recent: true},
+				{Changes: max(1, o.Changes/100)}}
+		}
+		r.Compact, err = compact.Bench(ctx, co)
+	case "metadata":
+		r.Metadata, err = compact.BenchMetadata(ctx, compact.MetadataBenchOptions{Flushes: o.Flushes})
+	default:
+		return fmt.Errorf("no scenario %q", name)
+	}
+	r.Results = append(r.Results, res...)
+	return err
+}
+
+// Print writes every part of the report that holds results.
+func (r *Report) Print(w io.Writer) {
+	sep := ""
+	if len(r.Results) > 0 {
+		Print(w, r.Results)
+		sep = "\n"
+	}
+	if q := r.Query; q != nil {
+		fmt.Fprintf(w, "%squery: %d orders, 10000 customers; PostgreSQL load %s, ingest (initial snapshot) %s, compaction %s,\n"+
+			"  then %d updates after the snapshot's watermark, ingested in %s\n", sep, q.Orders, round(q.Load), round(q.Ingest),
+			round(q.Compaction), q.Tail, round(q.TailCatch))
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "query\trows\tPostgreSQL ms\tlake ms, changelog only\tlake ms, snapshot + tail\tratio\t")
+		for _, t := range q.Queries {
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.1f\t%.1f\t%.2f\t\n", t.Name, t.Rows, ms(t.PG), ms(t.Changelog), ms(t.Lake),
+				t.PG.Seconds()/t.Lake.Seconds())
+		}
+		tw.Flush()
+		fmt.Fprintln(w, "  median of 5 warm runs (3 for changelog only); ratio = PostgreSQL / lake (snapshot + tail): > 1, the lake is faster;\n"+
+			"  every lake answer equals PostgreSQL's")
+		sep = "\n"
+	}
+	if f := r.Freshness; f != nil {
+		fmt.Fprintf(w, "%sfreshness: %d rows in %d transactions over %s (%.0f rows/s), ingest streaming with its default flushes;\n"+
+			"  lake polled every %s, visible = when the poll that saw a row returned\n"+
+			"  commit-to-visible p50 %s, p99 %s, max %s (goal: p50 < 1 s, p99 < 2 s)\n", sep, f.Rows, f.Commits, round(f.Load),
+			float64(f.Rows)/f.Load.Seconds(), f.Poll, f.P50.Round(time.Millisecond), f.P99.Round(time.Millisecond), f.Max.Round(time.Millisecond))
+		sep = "\n"
+	}
+	if len(r.Compact) > 0 {
+		fmt.Fprintf(w, "%scompact: cdclake's compaction vs DuckDB running the merge SQL over the same Parquet files\n"+
+			"  (ratio, on DuckDB's line = cdclake time / DuckDB time: < 1, cdclake is faster)\n", sep)
+		compact.PrintBench(w, r.Compact)
+		sep = "\n"
+	}
+	if len(r.Metadata) > 0 {
+		fmt.Fprintf(w, "%smetadata: a flush a (simulated) second on one changelog, a compaction pass every 60 flushes\n", sep)
+		compact.PrintMetadataBench(w, r.Metadata)
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func round(d time.Duration) time.Duration {
+	if d > 10*time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }

@@ -17,15 +17,23 @@ import (
 
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/internal/procstat"
 )
 
 // Options size the scenarios. Zero values mean the sizes of the issue.
 type Options struct {
-	Rows      int64 // stream: inserts (1M); snapshot: table rows (10M); big-transaction: rows (5M)
-	Updates   int64 // stream: updates (200k)
-	Workers   int   // snapshot: connections (default 2)
-	TxnRows   int64 // stream: rows per transaction (10k)
-	MemBudget int64 // big-transaction: ingest memory budget (256 MiB)
+	// Rows: stream: inserts (1M); snapshot: table rows (10M);
+	// big-transaction: rows (5M); query: orders (10M); compact: table
+	// rows (10M).
+	Rows      int64
+	Updates   int64         // stream: updates (200k)
+	Workers   int           // snapshot: connections (default 2)
+	TxnRows   int64         // stream: rows per transaction (10k)
+	MemBudget int64         // big-transaction: ingest memory budget (256 MiB)
+	Rate      int64         // freshness: rows written per second (5,000)
+	Duration  time.Duration // freshness: how long the load runs (60 s)
+	Changes   int64         // compact: changes of the large batch (1M; the small ones are 1%)
+	Flushes   int           // metadata: flushes (86,400)
 }
 
 const ordersDDL = `CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
@@ -89,14 +97,14 @@ func Stream(ctx context.Context, o Options) ([]Result, error) {
 		CPU: time.Duration(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()), WalsenderCPU: watch()}
 
 	watch = e.walsenderWatcher(ctx, "cdclake_bench")
-	resetPeakRSS()
+	procstat.ResetPeakRSS()
 	cpu0 := processCPU()
 	start = time.Now()
 	if err := ingest.Run(ctx, e.cat, ing); err != nil {
 		return nil, err
 	}
 	got := Result{Scenario: "stream", Who: "cdclake", Rows: rows, Bytes: walBytes, Elapsed: time.Since(start),
-		CPU: processCPU() - cpu0, WalsenderCPU: watch(), PeakRSS: peakRSS()}
+		CPU: processCPU() - cpu0, WalsenderCPU: watch(), PeakRSS: procstat.PeakRSS()}
 	return []Result{got, ref}, nil
 }
 
@@ -123,14 +131,14 @@ func BigTransaction(ctx context.Context, o Options) ([]Result, error) {
 	if os.Getenv("GOMEMLIMIT") == "" { // as cdclake ingest sets it
 		debug.SetMemoryLimit(o.MemBudget + 256<<20)
 	}
-	resetPeakRSS()
+	procstat.ResetPeakRSS()
 	cpu0 := processCPU()
 	start := time.Now()
 	if err := ingest.Run(ctx, e.cat, ing); err != nil {
 		return nil, err
 	}
 	return []Result{{Scenario: "big-transaction", Who: fmt.Sprintf("cdclake (budget %d MiB)", o.MemBudget>>20), Rows: o.Rows,
-		Bytes: size, Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: peakRSS()}}, nil
+		Bytes: size, Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: procstat.PeakRSS()}}, nil
 }
 
 // Snapshot copies a 10M-row table with cdclake's initial snapshot, and with
@@ -154,7 +162,7 @@ func Snapshot(ctx context.Context, o Options) ([]Result, error) {
 	}
 	ref := Result{Scenario: "snapshot", Who: fmt.Sprintf("COPY binary x%d", o.Workers), Rows: o.Rows, Bytes: size, Elapsed: time.Since(start)}
 
-	resetPeakRSS()
+	procstat.ResetPeakRSS()
 	cpu0 := processCPU()
 	start = time.Now()
 	err = ingest.Run(ctx, e.cat, ingest.Options{Source: e.url(), Name: "bench", CatchUp: true, Logger: e.log, SnapshotWorkers: o.Workers})
@@ -162,7 +170,7 @@ func Snapshot(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	got := Result{Scenario: "snapshot", Who: fmt.Sprintf("cdclake x%d", o.Workers), Rows: o.Rows, Bytes: size,
-		Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: peakRSS()}
+		Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: procstat.PeakRSS()}
 	return []Result{got, ref}, nil
 }
 
