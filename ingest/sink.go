@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
@@ -40,7 +41,10 @@ var changelogProps = iceberg.Properties{
 	"write.metadata.delete-after-commit.enabled": "true",
 	"write.metadata.previous-versions-max":       "10",
 	"write.parquet.compression-codec":            "zstd",
-	"format-version":                             "2",
+	"write.parquet.compression-level":            "1", // fresh files are rewritten by compaction
+	// unique: a dictionary would only cost hashing
+	"write.parquet.dict-encoding-enabled.column." + ColSeq: "false",
+	"format-version": "2",
 }
 
 // Hooks let tests stop a flush at its dangerous points. A hook that
@@ -157,20 +161,11 @@ func (s *sink) commitTable(ctx context.Context, tb tableBatch, lsn uint64) error
 // stage appends a table's parts to its open transaction, opening one
 // (and creating the table) when needed, and evolving the schema first.
 func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
-	key := tb.schema + "." + tb.name
-	p := s.pending[key]
-	if p == nil {
-		tbl, err := s.table(ctx, tb)
-		if err != nil {
-			return err
-		}
-		p = &pendingTx{tx: tbl.NewTransaction(), base: tbl}
-		s.pending[key] = p
+	p, err := s.open(ctx, tb)
+	if err != nil {
+		return err
 	}
 	tx := p.tx
-	if tb.pgTypes != "" {
-		p.pgTypes = tb.pgTypes
-	}
 	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
 	for _, part := range tb.parts {
 		rec, err := evolve(tx, part, s.log)
@@ -183,6 +178,63 @@ func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
 		if err != nil {
 			return fmt.Errorf("write files: %w", err)
 		}
+	}
+	return nil
+}
+
+// open returns a table's open transaction, opening one (and creating the
+// table) when needed.
+func (s *sink) open(ctx context.Context, tb tableBatch) (*pendingTx, error) {
+	key := tb.schema + "." + tb.name
+	p := s.pending[key]
+	if p == nil {
+		tbl, err := s.table(ctx, tb)
+		if err != nil {
+			return nil, err
+		}
+		p = &pendingTx{tx: tbl.NewTransaction(), base: tbl}
+		s.pending[key] = p
+	}
+	if tb.pgTypes != "" {
+		p.pgTypes = tb.pgTypes
+	}
+	return p, nil
+}
+
+// prepare opens a table's transaction and evolves its schema to the
+// columns of sc, for files written outside the transaction (a snapshot's
+// workers): it returns the staged table to write them against and the
+// schema (with lake column names) to write them with.
+func (s *sink) prepare(ctx context.Context, tb tableBatch, sc *arrow.Schema) (*table.Table, *arrow.Schema, error) {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	empty := b.NewRecordBatch()
+	b.Release()
+	defer empty.Release()
+	tb.parts = []arrow.RecordBatch{empty}
+	p, err := s.open(ctx, tb)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := evolve(p.tx, empty, s.log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("evolve schema: %w", err)
+	}
+	st, err := p.tx.StagedTable()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st.Table, rec.Schema(), nil
+}
+
+// addFiles adds data files written against prepare's staged table to the
+// table's open transaction.
+func (s *sink) addFiles(ctx context.Context, key string, files []iceberg.DataFile, lsn uint64) error {
+	if len(files) == 0 {
+		return nil
+	}
+	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
+	if err := s.pending[key].tx.AddDataFiles(ctx, files, props); err != nil {
+		return fmt.Errorf("add written files: %w", err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
@@ -31,9 +33,10 @@ import (
 //
 // Workers read the table in ranges of pages (ctid ranges, per partition
 // for partitioned tables) with COPY, in parallel, each in a transaction
-// set to the exported snapshot. One writer turns the rows into Parquet
-// files; each table is committed in one Iceberg commit when all its
-// ranges are in.
+// set to the exported snapshot, and write them as Parquet files (decoding
+// and encoding overlap: a COPY feeds the file writer through a channel).
+// Each table is committed in one Iceberg commit that adds all its files
+// once all its ranges are in.
 
 const (
 	chunkPages      = 2048     // pages (16 MiB) of a table read by one COPY
@@ -44,6 +47,9 @@ const (
 type snapTable struct {
 	oid      uint32
 	rel      *relation
+	table    *table.Table  // staged table the workers write files for
+	schema   *arrow.Schema // the rows' schema, with lake column names
+	files    []iceberg.DataFile
 	chunks   []chunk
 	bytes    int64 // size on disk, for the estimate of time left
 	progress catalog.TableSnapshot
@@ -58,11 +64,11 @@ type chunk struct {
 	seqStart int64
 }
 
-// snapshotRec is a piece of a table's rows, or the end of a chunk.
-type snapshotRec struct {
-	table int
-	rec   arrow.RecordBatch // nil: the chunk is done
-	bytes int64
+// chunkDone is a chunk written: its files, rows and COPY bytes.
+type chunkDone struct {
+	table       int
+	files       []iceberg.DataFile
+	rows, bytes int64
 }
 
 // snapshot copies tables consistent with the exported snapshot snap,
@@ -85,6 +91,9 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 			return err
 		}
 	}
+	if err := prepareSnapshot(ctx, sk, tables, lsn, truncate, started); err != nil {
+		return err
+	}
 	o.Logger.Info("snapshot started", "tables", len(tables), "lsn", fmtLSN(lsn), "workers", o.SnapshotWorkers)
 
 	var jobs []chunk
@@ -96,7 +105,7 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 		t.left = len(t.chunks)
 	}
 	jobCh := make(chan chunk)
-	out := make(chan snapshotRec, 2*o.SnapshotWorkers)
+	out := make(chan chunkDone, o.SnapshotWorkers)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(jobCh)
@@ -210,9 +219,38 @@ func (s *source) planSnapshot(ctx context.Context, reg *pgarrow.Registry, names 
 	return out, nil
 }
 
-// snapshotWorker reads chunks under the exported snapshot.
+// prepareSnapshot opens each table's transaction (creating the table and
+// evolving its schema), with a truncate marker first when the tables are
+// reloaded, so that workers can write files for it.
+func prepareSnapshot(ctx context.Context, sk *sink, tables []*snapTable, lsn uint64, truncate bool, now time.Time) error {
+	for _, t := range tables {
+		tb := tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes()}
+		if truncate {
+			b := array.NewRecordBuilder(memory.DefaultAllocator, t.rel.arrow)
+			for i := range t.rel.cols {
+				b.Field(i).AppendNull()
+			}
+			appendCDC(b, len(t.rel.cols), OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(now.UnixMicro()), nil)
+			tb.parts = []arrow.RecordBatch{b.NewRecordBatch()}
+			b.Release()
+			err := sk.stage(ctx, tb, lsn)
+			tb.release()
+			if err != nil {
+				return err
+			}
+		}
+		var err error
+		if t.table, t.schema, err = sk.prepare(ctx, tb, t.rel.arrow); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotWorker reads chunks under the exported snapshot and writes them
+// as files.
 func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snapTable, lsn uint64,
-	jobs <-chan chunk, out chan<- snapshotRec) error {
+	jobs <-chan chunk, out chan<- chunkDone) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pgxConfig())
 	if err != nil {
 		return connectError(s.cfg, err)
@@ -224,36 +262,96 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 	if _, err := conn.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", snap)); err != nil {
 		return fmt.Errorf("set transaction snapshot: %w", err)
 	}
-	now := time.Now()
-	for c := range jobs {
-		t := tables[c.table]
-		cw := &copyWriter{rel: t.rel, table: c.table, out: out, ctx: ctx, seq: c.seqStart,
-			lsn: int64(lsn) - 1, ts: arrow.Timestamp(now.UnixMicro())}
-		cw.b = array.NewRecordBuilder(memory.DefaultAllocator, t.rel.arrow)
-		cols := make([]string, len(t.rel.cols))
-		for i, col := range t.rel.cols {
-			cols[i] = pgx.Identifier{col.name}.Sanitize()
+	// the connection reads the next chunk while the last one is encoded
+	g, gctx := errgroup.WithContext(ctx)
+	copies := make(chan *chunkCopy, 1)
+	g.Go(func() error {
+		defer close(copies)
+		ts := arrow.Timestamp(time.Now().UnixMicro())
+		for c := range jobs {
+			cc := &chunkCopy{chunk: c, recs: make(chan arrow.RecordBatch, 1)}
+			select {
+			case copies <- cc:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if err := copyChunk(gctx, conn, tables[c.table], cc, int64(lsn)-1, ts); err != nil {
+				return fmt.Errorf("copy %s: %w", c.from, err)
+			}
 		}
-		where := fmt.Sprintf("ctid >= '(%d,0)'::tid", c.first)
-		if c.last != math.MaxUint32 {
-			where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", c.last)
+		return nil
+	})
+	g.Go(func() error {
+		for cc := range copies {
+			done, err := writeChunk(gctx, tables[cc.table], cc)
+			if err != nil {
+				return fmt.Errorf("write %s: %w", cc.from, err)
+			}
+			select {
+			case out <- done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
 		}
-		sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", joinComma(cols), c.from, where)
-		_, err := conn.PgConn().CopyTo(ctx, cw, sql)
-		if err == nil {
-			err = cw.flush()
-		}
-		cw.b.Release()
-		if err != nil {
-			return fmt.Errorf("copy %s: %w", c.from, err)
-		}
-		select {
-		case out <- snapshotRec{table: c.table}:
-		case <-ctx.Done():
-			return ctx.Err()
+		return nil
+	})
+	return g.Wait()
+}
+
+// chunkCopy is a chunk being read: its records, and its COPY bytes once
+// recs is closed.
+type chunkCopy struct {
+	chunk
+	recs  chan arrow.RecordBatch
+	bytes int64
+}
+
+// copyChunk reads one chunk with COPY into records sent to cc.recs, which
+// it closes at the end.
+func copyChunk(ctx context.Context, conn *pgx.Conn, t *snapTable, cc *chunkCopy, lsn int64, ts arrow.Timestamp) error {
+	defer close(cc.recs)
+	cols := make([]string, len(t.rel.cols))
+	for i, col := range t.rel.cols {
+		cols[i] = pgx.Identifier{col.name}.Sanitize()
+	}
+	where := fmt.Sprintf("ctid >= '(%d,0)'::tid", cc.first)
+	if cc.last != math.MaxUint32 {
+		where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", cc.last)
+	}
+	sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", joinComma(cols), cc.from, where)
+	cw := &copyWriter{ctx: ctx, rel: t.rel, out: cc.recs, seq: cc.seqStart, lsn: lsn, ts: ts,
+		b: array.NewRecordBuilder(memory.DefaultAllocator, t.schema)}
+	defer cw.b.Release()
+	cw.reserve()
+	_, err := conn.PgConn().CopyTo(ctx, cw, sql)
+	if err == nil {
+		err = cw.flush()
+	}
+	cc.bytes = cw.total
+	return err
+}
+
+// writeChunk writes a chunk's records as files. On an error the records
+// left unread are dropped (Go memory) and the copy stops with the
+// context.
+func writeChunk(ctx context.Context, t *snapTable, cc *chunkCopy) (chunkDone, error) {
+	done := chunkDone{table: cc.table}
+	seq := func(yield func(arrow.RecordBatch, error) bool) {
+		for rec := range cc.recs {
+			done.rows += rec.NumRows()
+			if !yield(rec, nil) {
+				return
+			}
 		}
 	}
-	return nil
+	for df, err := range table.WriteRecords(ctx, t.table, t.schema, seq, table.WithClusteredWrite()) {
+		if err != nil {
+			return done, err
+		}
+		done.files = append(done.files, df)
+	}
+	done.bytes = cc.bytes
+	return done, nil
 }
 
 func joinComma(s []string) string {
@@ -271,14 +369,13 @@ func joinComma(s []string) string {
 type copyWriter struct {
 	ctx     context.Context
 	rel     *relation
-	table   int
 	b       *array.RecordBuilder
-	out     chan<- snapshotRec
+	out     chan<- arrow.RecordBatch
 	seq     int64
 	lsn     int64
 	ts      arrow.Timestamp
 	rows    int
-	bytes   int64
+	total   int64 // bytes of COPY data
 	partial []byte
 	fields  [][]byte
 	buf     []byte
@@ -338,7 +435,7 @@ func (w *copyWriter) row(line []byte) error {
 	appendCDC(w.b, len(w.rel.cols), OpRead, w.lsn, w.seq, 0, w.ts, nil)
 	w.seq++
 	w.rows++
-	w.bytes += int64(len(line)) + 1
+	w.total += int64(len(line)) + 1
 	if w.rows >= snapshotRecRows {
 		return w.flush()
 	}
@@ -351,13 +448,21 @@ func (w *copyWriter) flush() error {
 	}
 	rec := w.b.NewRecordBatch()
 	select {
-	case w.out <- snapshotRec{table: w.table, rec: rec, bytes: w.bytes}:
+	case w.out <- rec:
 	case <-w.ctx.Done():
 		rec.Release()
 		return w.ctx.Err()
 	}
-	w.rows, w.bytes = 0, 0
+	w.rows = 0
+	w.reserve()
 	return nil
+}
+
+// reserve sizes the builders for a record, rather than growing them.
+func (w *copyWriter) reserve() {
+	for _, f := range w.b.Fields() {
+		f.Reserve(snapshotRecRows)
+	}
 }
 
 // appendCDC appends the metadata columns of one change row, which start
@@ -380,51 +485,29 @@ func appendCDC(b *array.RecordBuilder, n int, op string, lsn, seq, xid int64, ts
 	}
 }
 
-// writeSnapshot stages the records of each table and commits a table once
+// writeSnapshot gathers the files of each table and commits a table once
 // all its chunks are in.
-func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable, lsn uint64, truncate bool, in <-chan snapshotRec) error {
+func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable, lsn uint64, truncate bool, in <-chan chunkDone) error {
 	lastLog := time.Now()
 	started := lastLog
-	if truncate {
-		for _, t := range tables {
-			b := array.NewRecordBuilder(memory.DefaultAllocator, t.rel.arrow)
-			for i := range t.rel.cols {
-				b.Field(i).AppendNull()
-			}
-			appendCDC(b, len(t.rel.cols), OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(started.UnixMicro()), nil)
-			rec := b.NewRecordBatch()
-			b.Release()
-			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes(), parts: []arrow.RecordBatch{rec}}, lsn)
-			rec.Release()
-			if err != nil {
-				return err
-			}
-		}
-	}
-	for r := range in {
-		t := tables[r.table]
-		if r.rec != nil {
-			err := sk.stage(ctx, tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes(), parts: []arrow.RecordBatch{r.rec}}, lsn)
-			r.rec.Release()
-			if err != nil {
-				return err
-			}
-			t.progress.Rows += r.rec.NumRows()
-			t.progress.Bytes += r.bytes
-		} else if t.left--; t.left == 0 {
+	for d := range in {
+		t := tables[d.table]
+		t.files = append(t.files, d.files...)
+		t.progress.Rows += d.rows
+		t.progress.Bytes += d.bytes
+		if t.left--; t.left == 0 {
 			key := t.rel.schema + "." + t.rel.name
-			if sk.pending[key] != nil {
-				if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
-					return err
-				}
-			} else if err := createEmpty(ctx, sk, t.rel); err != nil {
+			if err := sk.addFiles(ctx, key, t.files, lsn); err != nil {
+				return err
+			}
+			if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
 				return err
 			}
 			t.progress.State = catalog.SnapshotDone
 			if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
 				return err
 			}
-			o.Logger.Info("table snapshot committed", "table", key, "rows", t.progress.Rows)
+			o.Logger.Info("table snapshot committed", "table", key, "rows", t.progress.Rows, "files", len(t.files))
 		}
 		if time.Since(lastLog) >= o.ProgressInterval {
 			lastLog = time.Now()
@@ -455,17 +538,6 @@ func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable
 		}
 	}
 	return nil
-}
-
-// createEmpty creates the changelog of an empty table, so every published
-// table is in the lake (and queryable) once its snapshot is done.
-func createEmpty(ctx context.Context, sk *sink, rel *relation) error {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, rel.arrow)
-	rec := b.NewRecordBatch()
-	b.Release()
-	defer rec.Release()
-	_, err := sk.table(ctx, tableBatch{schema: rel.schema, name: rel.name, keys: rel.keys, parts: []arrow.RecordBatch{rec}})
-	return err
 }
 
 func fmtLSN(lsn uint64) string { return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn)) }
