@@ -2,6 +2,7 @@ package compact
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -552,7 +553,10 @@ func TestIncremental(t *testing.T) {
 	if len(before) < 5 {
 		t.Fatalf("%d files, want several", len(before))
 	}
-	pg.Exec(t, "shop", "UPDATE v SET note = 'changed' WHERE id = 10000", "DELETE FROM v WHERE id = 10001")
+	// two keys of one file in the middle (ids near a file boundary would
+	// rightly touch two files)
+	lo := fileStarts(t, cat, "v")[len(before)/2]
+	pg.Exec(t, "shop", fmt.Sprintf("UPDATE v SET note = 'changed' WHERE id = %d", lo+1), fmt.Sprintf("DELETE FROM v WHERE id = %d", lo+2))
 	catchUp(t, cat, url)
 	res := compactAll(t, cat, o)
 	after := files()
@@ -581,6 +585,31 @@ func TestIncremental(t *testing.T) {
 		t.Errorf("%d files changed in all, want at most 3", n)
 	}
 	compareRows(t, "v", snapshotRows(t, cat, "shop", "v", []string{"id", "note"}), sourceRows(t, url, "v", "id, note"))
+}
+
+// fileStarts returns the lowest id of each file of a snapshot table keyed
+// by an int column id, in order.
+func fileStarts(t *testing.T, cat *catalog.Catalog, name string) []int32 {
+	t.Helper()
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), SnapshotIdent("shop", "public", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := tbl.Scan().PlanFiles(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := tbl.Schema().FindFieldByName("id")
+	var out []int32
+	for _, task := range tasks {
+		b := task.File.LowerBoundValues()[f.ID]
+		if len(b) != 4 {
+			t.Fatalf("file %s has no 4-byte lower bound of id: %x", task.File.FilePath(), b)
+		}
+		out = append(out, int32(binary.LittleEndian.Uint32(b)))
+	}
+	slices.Sort(out)
+	return out
 }
 
 func changedFiles(a, b map[string]int64) int {

@@ -140,6 +140,10 @@ func (c *Compactor) Execute(ctx context.Context, p Plan) (Result, error) {
 	if p.Skip != "" {
 		c.o.Logger.Debug("not compacted", "table", ref.String(), "reason", p.Skip)
 	}
+	if p.Hold != 0 {
+		c.o.Logger.Info("watermark held below a snapshot in progress", "table", ref.String(),
+			"snapshot_lsn", p.Hold, "watermark", p.To)
+	}
 	if p.Compact {
 		if err := c.compactTable(ctx, p, &res); err != nil {
 			return res, err

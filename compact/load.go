@@ -50,12 +50,46 @@ func (c *Compactor) loadTables(ctx context.Context, ref TableRef) (tables, error
 
 // Load reads the metadata Plan needs about a table (manifests included,
 // no data files).
+//
+// The catalog's record of the table's copy (CopyState) is read before and
+// after the tables: a copy recorded done before the changelog was loaded
+// has its commit in it; one that is running afterwards, or that started
+// or finished in between, counts as running.
 func (c *Compactor) Load(ctx context.Context, ref TableRef) (State, error) {
+	before, err := c.copyRecord(ctx, ref)
+	if err != nil {
+		return State{}, err
+	}
 	t, err := c.loadTables(ctx, ref)
 	if err != nil {
 		return State{}, err
 	}
-	return stateOf(ctx, ref, t)
+	after, err := c.copyRecord(ctx, ref)
+	if err != nil {
+		return State{}, err
+	}
+	st, err := stateOf(ctx, ref, t)
+	if after != nil {
+		st.Copy = CopyState{LSN: after.LSN, Running: after.State != catalog.SnapshotDone ||
+			before == nil || before.State != catalog.SnapshotDone || !before.StartedAt.Equal(after.StartedAt) ||
+			before.LSN != after.LSN}
+	}
+	return st, err
+}
+
+// copyRecord returns the catalog's record of a table's latest copy (nil
+// when there is none).
+func (c *Compactor) copyRecord(ctx context.Context, ref TableRef) (*catalog.TableSnapshot, error) {
+	snaps, err := c.cat.Snapshots(ctx, ref.Source)
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot records of %s: %w", ref, err)
+	}
+	for _, s := range snaps {
+		if s.Source == ref.Source && s.Schema == ref.Schema && s.Table == ref.Name {
+			return &s, nil
+		}
+	}
+	return nil, nil
 }
 
 func stateOf(ctx context.Context, ref TableRef, t tables) (State, error) {

@@ -1,6 +1,7 @@
 package compact
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -13,6 +14,21 @@ type State struct {
 	Now       time.Time
 	Changelog ChangelogState
 	Snapshot  SnapshotState
+	Copy      CopyState
+}
+
+// CopyState is the catalog's record of the table's latest copy of its
+// existing rows (an initial snapshot or a reload, catalog.TableSnapshot).
+// A copy consistent with position LSN lands in the changelog in one
+// commit, all rows at _cdc_lsn = LSN-1 (a reload's after a 't' row at the
+// same position), possibly long after the stream has committed changes
+// at and past LSN.
+type CopyState struct {
+	LSN uint64 // 0: no record
+	// Running: the copy is under way or was interrupted, so its rows may
+	// still land. Else it is done and its commit is in the changelog
+	// snapshot that Load read.
+	Running bool
 }
 
 // ChangelogState describes a changelog table.
@@ -77,6 +93,10 @@ type Plan struct {
 	ChangeFiles         []ChangeFile
 	ChangeRows          int64
 	AddColumns          []string // changelog columns the snapshot table lacks
+	// Hold is the position of a copy in progress (CopyState) that capped
+	// To at Hold-1, so that its rows are still applied when they land; 0
+	// when none did.
+	Hold uint64
 
 	// Merges of small changelog files, one per hour partition.
 	Merges []Merge
@@ -98,11 +118,26 @@ func (o Options) Plan(st State) Plan {
 	o = o.withDefaults()
 	p := Plan{Table: st.Table, From: st.Snapshot.LSN, To: st.Changelog.LSN,
 		ChangelogSnapshotID: st.Changelog.SnapshotID, SnapshotID: st.Snapshot.SnapshotID}
+	cp := st.Copy
+	switch {
+	case cp.LSN == 0:
+	case cp.Running && cp.LSN-1 < p.To:
+		// the copy's rows land at LSN-1 later; a watermark above that
+		// would leave them out for good
+		p.To, p.Hold = cp.LSN-1, cp.LSN
+	case !cp.Running && cp.LSN > p.To && cp.LSN >= p.From:
+		// a reload committed rows at LSN-1 above the changelog's own
+		// watermark (no change of the table was streamed since): every
+		// change below LSN is in them or superseded by them
+		p.To = cp.LSN
+	}
 	switch {
 	case len(st.Changelog.Keys) == 0:
 		p.Skip = "the changelog has no primary key (cdclake.primary-key)"
 	case st.Changelog.SnapshotID == 0:
 		p.Skip = "the changelog is empty"
+	case p.Hold != 0 && p.From > p.To:
+		p.Skip = fmt.Sprintf("the watermark %d is past a copy in progress at %d: its rows will not be applied", p.From, p.Hold)
 	case st.Snapshot.Exists && p.From > p.To:
 		p.Skip = "the snapshot table is ahead of its changelog"
 	case !st.Snapshot.Exists:

@@ -48,6 +48,43 @@ func TestPlan(t *testing.T) {
 		{"snapshot ahead of the changelog",
 			State{Changelog: changelog(50), Snapshot: snapshot(100, "id", "note")},
 			"compact=false create=false from=100 to=50 files=[] add=[] skip=the snapshot table is ahead of its changelog"},
+
+		// a reload consistent with 200 writes its rows at 199, later
+		{"a running reload holds the watermark at its rows' position",
+			State{Changelog: changelog(300, file("old", h-1, 10, 90, 1), file("new", h, 150, 290, 1)),
+				Snapshot: snapshot(100, "id", "note"), Copy: CopyState{LSN: 200, Running: true}},
+			"compact=true create=false from=100 to=199 files=[new] add=[] skip= hold=200"},
+		{"a running reload holds the first compaction too",
+			State{Changelog: changelog(300, file("f1", h, 10, 290, 1)), Copy: CopyState{LSN: 200, Running: true}},
+			"compact=true create=true from=0 to=199 files=[f1] add=[] skip= hold=200"},
+		{"held at the reload's position: nothing to do",
+			State{Changelog: changelog(300, file("new", h, 150, 290, 1)),
+				Snapshot: snapshot(199, "id", "note"), Copy: CopyState{LSN: 200, Running: true}},
+			"compact=false create=false from=199 to=199 files=[] add=[] skip= hold=200"},
+		{"a running reload ahead of the changelog holds nothing",
+			State{Changelog: changelog(150, file("new", h, 110, 140, 1)),
+				Snapshot: snapshot(100, "id", "note"), Copy: CopyState{LSN: 200, Running: true}},
+			"compact=true create=false from=100 to=150 files=[new] add=[] skip= hold=0"},
+		{"a watermark already past a running reload",
+			State{Changelog: changelog(300, file("new", h, 150, 290, 1)),
+				Snapshot: snapshot(250, "id", "note"), Copy: CopyState{LSN: 200, Running: true}},
+			"compact=false create=false from=250 to=199 files=[] add=[] skip=the watermark 250 is past a copy in progress at 200: its rows will not be applied hold=200"},
+		{"a finished reload is applied with the changes after it",
+			State{Changelog: changelog(300, file("held", h, 150, 290, 1), file("reload", h, 199, 199, 1)),
+				Snapshot: snapshot(199, "id", "note"), Copy: CopyState{LSN: 200}},
+			"compact=true create=false from=199 to=300 files=[held reload] add=[] skip= hold=0"},
+		{"a finished reload above the changelog's watermark (no change since) is applied",
+			State{Changelog: changelog(150, file("old", h, 110, 140, 1), file("reload", h, 199, 199, 1)),
+				Snapshot: snapshot(150, "id", "note"), Copy: CopyState{LSN: 200}},
+			"compact=true create=false from=150 to=200 files=[reload] add=[] skip= hold=0"},
+		{"and then the table is up to date",
+			State{Changelog: changelog(150, file("old", h, 110, 140, 1), file("reload", h, 199, 199, 1)),
+				Snapshot: snapshot(200, "id", "note"), Copy: CopyState{LSN: 200}},
+			"compact=false create=false from=200 to=200 files=[] add=[] skip= hold=0"},
+		{"a finished copy below the watermark changes nothing",
+			State{Changelog: changelog(300, file("new", h, 150, 290, 1)),
+				Snapshot: snapshot(100, "id", "note"), Copy: CopyState{LSN: 50}},
+			"compact=true create=false from=100 to=300 files=[new] add=[] skip= hold=0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,6 +96,9 @@ func TestPlan(t *testing.T) {
 			}
 			got := fmt.Sprintf("compact=%v create=%v from=%d to=%d files=%v add=%v skip=%s",
 				p.Compact, p.Create, p.From, p.To, strOrEmpty(files), strOrEmpty(p.AddColumns), p.Skip)
+			if tc.st.Copy.LSN != 0 {
+				got += fmt.Sprintf(" hold=%d", p.Hold)
+			}
 			if got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
