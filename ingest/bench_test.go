@@ -80,13 +80,14 @@ func BenchmarkDecodeInsert(b *testing.B) {
 	raw := ordersInsert(12345)
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	var p rowParser
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		msg, err := pglogrepl.ParseV2(raw, false)
+		msg, err := p.parse(raw, false)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := d.handle(ctx, unwrap(msg)); err != nil {
+		if err := d.handle(ctx, msg); err != nil {
 			b.Fatal(err)
 		}
 		if d.rows >= 65536 {

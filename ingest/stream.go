@@ -37,6 +37,7 @@ type stream struct {
 	durable  atomic.Uint64
 	inflight atomic.Int64
 	rows     atomic.Int64 // rows committed
+	parser   rowParser
 	flushCh  chan *batch
 	flushErr chan error
 	stopping atomic.Bool
@@ -178,7 +179,12 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("parse xlogdata: %w", err)
 		}
-		msg, err := parseMessage(xld.WALData, st.inStream)
+		var msg pglogrepl.Message
+		if st.inStream { // spooled as bytes; its xids are needed
+			msg, err = parseMessage(xld.WALData, true)
+		} else {
+			msg, err = st.parser.parse(xld.WALData, false)
+		}
 		if err != nil {
 			return fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
 		}
@@ -286,7 +292,7 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 	st.mu.Unlock()
 	chunk := max(st.o.MemoryBudget/16, 1<<20)
 	err := st.spool.each(m.Xid, func(raw []byte) error {
-		msg, err := parseMessage(raw, true)
+		msg, err := st.parser.parse(raw, true)
 		if err != nil {
 			return fmt.Errorf("parse spilled message: %w", err)
 		}
