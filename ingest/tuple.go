@@ -34,13 +34,15 @@ func (p *rowParser) parse(data []byte, hasXid bool) (pglogrepl.Message, error) {
 		return parseMessage(data, hasXid)
 	}
 	kind := data[0]
-	short := fmt.Errorf("malformed pgoutput message %q: a tuple runs past its %d bytes", kind, len(data))
+	short := func() error {
+		return fmt.Errorf("malformed pgoutput message %q: a tuple runs past its %d bytes", kind, len(data))
+	}
 	i := 5
 	if hasXid {
 		i += 4
 	}
 	if i+1 > len(data) {
-		return nil, short
+		return nil, short()
 	}
 	rel := binary.BigEndian.Uint32(data[i-4:])
 	var old *pglogrepl.TupleData
@@ -52,7 +54,7 @@ func (p *rowParser) parse(data []byte, hasXid bool) (pglogrepl.Message, error) {
 		var n int
 		var err error
 		if old, n, err = p.tuples[0].decode(data[i+1:]); err != nil {
-			return nil, short
+			return nil, short()
 		}
 		oldType, i = t, i+1+n
 	}
@@ -68,7 +70,7 @@ func (p *rowParser) parse(data []byte, hasXid bool) (pglogrepl.Message, error) {
 	}
 	nu, n, err := p.tuples[1].decode(data[i+1:])
 	if err != nil || i+1+n != len(data) {
-		return nil, short
+		return nil, short()
 	}
 	if kind == 'I' {
 		p.ins = pglogrepl.InsertMessage{RelationID: rel, Tuple: nu}
