@@ -35,8 +35,10 @@ func TestBenchMetadata(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set CDCLAKE_BENCH_METADATA=flushes to run the metadata growth benchmark")
 	}
-	points, err := BenchMetadata(context.Background(), MetadataBenchOptions{Flushes: n,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+	o := MetadataBenchOptions{Flushes: n, Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	// CDCLAKE_BENCH_CHANGELOG_SNAPSHOTS overrides Options.ChangelogMaxSnapshots
+	o.Options.ChangelogMaxSnapshots, _ = strconv.Atoi(os.Getenv("CDCLAKE_BENCH_CHANGELOG_SNAPSHOTS"))
+	points, err := BenchMetadata(context.Background(), o)
 	PrintMetadataBench(os.Stdout, points)
 	if err != nil {
 		t.Fatal(err)
