@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	_ "github.com/apache/iceberg-go/io/gocloud/s3" // s3:// table locations
-	_ "github.com/jackc/pgx/v5/stdlib"             // driver "pgx"
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	"github.com/uptrace/bun/driver/sqliteshim"
 )
 
@@ -58,17 +60,43 @@ func Open(ctx context.Context, o Options) (*Catalog, error) {
 	for k, v := range o.Props {
 		props[k] = v
 	}
+	// Two processes creating a new PostgreSQL catalog at once can both
+	// pass CREATE TABLE IF NOT EXISTS and one then fails on PostgreSQL's
+	// unique index of type names: the tables exist by then, so try again.
+	for attempt := 1; ; attempt++ {
+		c, err := create(ctx, db, dialect, props, o)
+		if err == nil || !createRace(err) || attempt == 5 {
+			if err != nil {
+				db.Close()
+			}
+			return c, err
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
+	}
+}
+
+// create opens the Iceberg catalog on db and creates what is missing.
+func create(ctx context.Context, db *sql.DB, dialect sqlcat.SupportedDialect, props iceberg.Properties, o Options) (*Catalog, error) {
 	ice, err := sqlcat.NewCatalog(Name, db, dialect, props)
 	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("open iceberg catalog %s: %w", Redact(o.URL), err)
 	}
 	c := &Catalog{warehouse: o.Warehouse, ice: ice, db: db, dialect: dialect}
 	if err := c.migrate(ctx); err != nil {
-		db.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// createRace reports an error of a CREATE that raced another one.
+func createRace(err error) bool {
+	for _, code := range []string{"23505", "42P07", "42710"} { // unique, duplicate table, duplicate object
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == code || strings.Contains(err.Error(), "SQLSTATE "+code) {
+			return true
+		}
+	}
+	return false
 }
 
 // Iceberg returns the Iceberg catalog holding the lake's tables.
