@@ -2,6 +2,7 @@ package query
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -89,4 +90,19 @@ func LoadSQLFiles[T any](kind, dir string, parse func(name, text string) (T, err
 		out = append(out, v)
 	}
 	return out, errors.Join(errs...)
+}
+
+// Every calls fn now and then every d until ctx is cancelled: the
+// schedule of a KPI or check.
+func Every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		fn()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

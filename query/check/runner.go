@@ -141,18 +141,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, c := range r.list {
 		wg.Go(func() {
-			t := time.NewTicker(c.Schedule)
-			defer t.Stop()
-			for {
+			query.Every(ctx, c.Schedule, func() {
 				if _, err := r.RunCheck(ctx, c.Name); err != nil && ctx.Err() == nil {
 					r.log.Warn("check run failed", "check", c.Name, "err", err)
 				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
+			})
 		})
 	}
 	wg.Wait()

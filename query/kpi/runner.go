@@ -90,22 +90,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.log.Info("running kpis", "dir", r.o.Dir, "kpis", len(r.list))
 	var wg sync.WaitGroup
 	for _, k := range r.list {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(k.Schedule)
-			defer t.Stop()
-			for {
+		wg.Go(func() {
+			query.Every(ctx, k.Schedule, func() {
 				if _, err := r.RunKPI(ctx, k.Name); err != nil && ctx.Err() == nil {
 					r.log.Warn("kpi run failed", "kpi", k.Name, "err", err)
 				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
+			})
+		})
 	}
 	wg.Wait()
 	return nil
