@@ -101,19 +101,11 @@ func Bench(ctx context.Context, o BenchOptions) ([]BenchResult, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if o.Dir == "" {
-		dir, err := os.MkdirTemp("", "cdclake-bench-compact-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		o.Dir = dir
-	}
-	cat, err := catalog.Open(ctx, catalog.Options{URL: filepath.Join(o.Dir, "catalog.db"), Warehouse: "file://" + filepath.Join(o.Dir, "lake")})
+	cat, dir, done, err := benchCatalog(ctx, o.Dir, "cdclake-bench-compact-")
 	if err != nil {
 		return nil, err
 	}
-	defer cat.Close()
+	defer done()
 	ref := TableRef{"bench", "public", "orders"}
 	g := &benchGen{rng: rand.New(rand.NewSource(1)), lsn: 1000, next: o.Rows + 1}
 	cl, err := g.createChangelog(ctx, cat, ref)
@@ -203,7 +195,7 @@ func Bench(ctx context.Context, o BenchOptions) ([]BenchResult, error) {
 		}
 		cols := []string{"id", "customer_id", "status", "amount", "created_at", "note"}
 		var n int64
-		outFile := filepath.Join(o.Dir, fmt.Sprintf("duckdb-%d.parquet", len(out)))
+		outFile := filepath.Join(dir, fmt.Sprintf("duckdb-%d.parquet", len(out)))
 		dres, err := measure(func() (Result, error) {
 			var err error
 			n, err = duckMerge(ctx, localPaths(baseFiles), localPaths(changeFiles), []string{"id"}, cols, from, to, outFile)
@@ -414,4 +406,22 @@ func (g *benchGen) appendChanges(ctx context.Context, tbl *table.Table, n int64,
 		done = end
 	}
 	return tbl, nil
+}
+
+// benchCatalog opens a folder lake in dir, or in a new temporary folder
+// that done removes, and returns the folder.
+func benchCatalog(ctx context.Context, dir, prefix string) (cat *catalog.Catalog, folder string, done func(), err error) {
+	cleanup := func() {}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			return nil, "", nil, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+	}
+	cat, err = catalog.Open(ctx, catalog.Options{URL: filepath.Join(dir, "catalog.db"), Warehouse: "file://" + filepath.Join(dir, "lake")})
+	if err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	return cat, dir, func() { cat.Close(); cleanup() }, nil
 }

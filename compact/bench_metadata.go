@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,8 +16,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
-
-	"github.com/cdclake/cdclake/catalog"
 )
 
 // MetadataBenchOptions size the metadata growth benchmark. Zero values
@@ -67,19 +64,11 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if o.Dir == "" {
-		dir, err := os.MkdirTemp("", "cdclake-bench-metadata-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		o.Dir = dir
-	}
-	cat, err := catalog.Open(ctx, catalog.Options{URL: filepath.Join(o.Dir, "catalog.db"), Warehouse: "file://" + filepath.Join(o.Dir, "lake")})
+	cat, _, done, err := benchCatalog(ctx, o.Dir, "cdclake-bench-metadata-")
 	if err != nil {
 		return nil, err
 	}
-	defer cat.Close()
+	defer done()
 	ref := TableRef{"bench", "public", "orders"}
 	g := &benchGen{rng: rand.New(rand.NewSource(1)), lsn: 1000, next: 1}
 	tbl, err := g.createChangelog(ctx, cat, ref)

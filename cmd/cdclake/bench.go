@@ -50,6 +50,7 @@ func runBench(ctx context.Context, args []string, w io.Writer) (*bench.Report, e
 	fs.DurationVar(&o.Duration, "duration", 0, "freshness: how long the write load runs (default 60s)")
 	fs.Int64Var(&o.Changes, "changes", 0, "compact: changes of the large batch; the two small ones are 1% of it (default 1000000, 10000)")
 	fs.IntVar(&o.Flushes, "flushes", 0, "metadata: flushes, one a simulated second (default 86400)")
+	fs.IntVar(&o.Snapshots, "changelog-snapshots", 0, "metadata: changelog snapshots compaction keeps (default 100)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

@@ -182,7 +182,8 @@ func Run(ctx context.Context, name string, o Options, r *Report) error {
 		}
 		r.Compact, err = compact.Bench(ctx, co)
 	case "metadata":
-		r.Metadata, err = compact.BenchMetadata(ctx, compact.MetadataBenchOptions{Flushes: o.Flushes})
+		r.Metadata, err = compact.BenchMetadata(ctx, compact.MetadataBenchOptions{Flushes: o.Flushes,
+			Options: compact.Options{ChangelogMaxSnapshots: o.Snapshots}})
 	default:
 		return fmt.Errorf("no scenario %q", name)
 	}

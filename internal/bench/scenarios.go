@@ -35,6 +35,7 @@ type Options struct {
 	Duration  time.Duration // freshness: how long the load runs (60 s)
 	Changes   int64         // compact: changes of the large batch (1M; the small ones are 1%)
 	Flushes   int           // metadata: flushes (86,400)
+	Snapshots int           // metadata: changelog snapshots kept (compaction's default, 100)
 }
 
 const ordersDDL = `CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
