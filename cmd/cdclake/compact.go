@@ -34,6 +34,7 @@ func (c *compactCommand) Run(ctx context.Context, args []string) error {
 	fs.BoolVar(&dryRun, "dry-run", false, "print what would be done, change nothing")
 	fs.DurationVar(&o.SnapshotRetention, "retention", 0, "how long old snapshots of snapshot tables stay readable (default 168h)")
 	fs.DurationVar(&o.OrphanAge, "orphan-age", 0, "age after which unreferenced files are deleted (default 24h)")
+	fs.IntVar(&o.OpenHourMergeFiles, "open-hour-merge-files", 0, "small files the newest changelog hour gathers before they are merged (default 100)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -1,0 +1,652 @@
+package torture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	icecat "github.com/apache/iceberg-go/catalog"
+	"github.com/apache/iceberg-go/table"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/compact"
+	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lake"
+	"github.com/cdclake/cdclake/query"
+)
+
+// envInt reads a positive integer environment variable.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// weights reads CDCLAKE_TORTURE_WEIGHTS ("name=w,name=w") over the defaults.
+func weights(t *testing.T) map[string]int {
+	w := map[string]int{}
+	for k, v := range DefaultWeights {
+		w[k] = v
+	}
+	for _, kv := range strings.Split(os.Getenv("CDCLAKE_TORTURE_WEIGHTS"), ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		n, err := strconv.Atoi(v)
+		if _, known := DefaultWeights[k]; !ok || err != nil || !known {
+			t.Fatalf("CDCLAKE_TORTURE_WEIGHTS: %q: want name=weight with a name of DefaultWeights", kv)
+		}
+		w[k] = n
+	}
+	return w
+}
+
+// Round features, each drawn per round with its probability (percent).
+var features = map[string]int{
+	"async":        25, // the round's transactions commit with synchronous_commit = off
+	"compact_loop": 35, // `cdclake compact` loops beside ingest
+	"kill_ingest":  20, // kill -9 of an ingest process at a random moment
+	"kill_compact": 15, // kill -9 of the compaction loop at a random moment
+	"reload":       8,  // `cdclake snapshot --table` while the round runs
+	"catch_up":     10, // ingest stopped; the round is drained by `ingest --catch-up`
+}
+
+type source struct {
+	db, url, pub string
+	gen          *Gen
+	ingest       *proc
+	conn         *pgx.Conn // the generator's
+	conn2        *pgx.Conn // a second writer, for interleaved large transactions
+	check        *pgx.Conn // comparison and waiting
+}
+
+type run struct {
+	t       *testing.T
+	seed    uint64
+	r       *rand.Rand
+	bin     string
+	dir     string
+	lakeDir string
+	lakeArg []string
+	pg      *pgtest.Cluster
+	srcs    []*source
+	cat     *catalog.Catalog
+	eng     *query.Engine
+	log     *os.File
+	stats   map[string]int
+	// invariant sampler
+	mu         sync.Mutex
+	violations []string
+	samples    int
+}
+
+func TestTorture(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("CDCLAKE_TORTURE_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	scale := envInt("CDCLAKE_TORTURE_SCALE", 1)
+	rounds := envInt("CDCLAKE_TORTURE_ROUNDS", 12) * scale
+	w := weights(t)
+	t.Logf("torture: seed=%d rounds=%d scale=%d (repeat with CDCLAKE_TORTURE_SEED=%d)", seed, rounds, scale, seed)
+
+	dir, err := os.MkdirTemp("", "cdclake-torture-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := false
+	t.Cleanup(func() {
+		if keep || t.Failed() || os.Getenv("CDCLAKE_TORTURE_KEEP") != "" {
+			t.Logf("torture: logs and lake kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	ru := &run{t: t, seed: seed, r: rand.New(rand.NewPCG(seed, 1)), dir: dir, stats: map[string]int{}}
+	ru.bin = cdclakeBin(t, dir)
+	if ru.log, err = os.Create(filepath.Join(dir, "commands.log")); err != nil {
+		t.Fatal(err)
+	}
+	ru.lakeDir = filepath.Join(dir, "lake")
+	ru.lakeArg = []string{"--lake", ru.lakeDir}
+	ru.pg = pgtest.Start(t, pgtest.Options{Settings: map[string]string{
+		"logical_decoding_work_mem": "64kB", // large transactions are streamed while they run
+		"max_replication_slots":     "20",
+		"max_wal_senders":           "20",
+		"wal_writer_delay":          "1000ms", // asynchronous commits stay unflushed for a while
+	}})
+	ctx := context.Background()
+	for i, db := range []string{"svc_a", "svc_b"} {
+		s := &source{db: db, url: ru.pg.CreateDB(t, db), pub: "torture_" + db, gen: NewGen(seed+uint64(i)*7919, scale, w)}
+		ru.pg.Exec(t, db, Schema)
+		s.conn, s.conn2, s.check = ru.connect(s), ru.connect(s), ru.connect(s)
+		for _, tb := range []string{"main", "comp", "part"} {
+			if err := s.gen.insert(ctx, s.conn, tb, 20); err != nil {
+				t.Fatalf("seed %d: initial rows: %v", seed, err)
+			}
+		}
+		ru.pg.Exec(t, db, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)", s.pub, strings.Join(Tables, ", ")))
+		ru.srcs = append(ru.srcs, s)
+	}
+	for _, s := range ru.srcs {
+		s.ingest = startProc(t, dir, "ingest-"+s.db, ru.bin, ru.ingestArgs(s)...)
+	}
+	ru.waitLakeReady(ctx)
+	loc, err := lake.Parse(ru.lakeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ru.cat, err = catalog.Open(ctx, catalog.Options{URL: filepath.Join(ru.lakeDir, "catalog.db"), Warehouse: loc.URL()}); err != nil {
+		t.Fatal(err)
+	}
+	defer ru.cat.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if ru.eng, err = query.Open(ctx, ru.cat, query.Options{Lake: loc, Threads: 2, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	defer ru.eng.Close()
+	stopSampler := ru.sampleSlots(ctx)
+	defer stopSampler()
+
+	for round := 1; round <= rounds; round++ {
+		if problems := ru.round(ctx, round); len(problems) > 0 {
+			t.Fatalf("torture: seed=%d round=%d: the lake does not equal the source (repeat with CDCLAKE_TORTURE_SEED=%d CDCLAKE_TORTURE_ROUNDS=%d):\n  %s",
+				seed, round, seed, round, strings.Join(problems, "\n  "))
+		}
+	}
+	stopSampler()
+	if v := ru.slotViolations(); len(v) > 0 {
+		t.Fatalf("torture: seed=%d: a slot's confirmed LSN passed the catalog watermark:\n  %s", seed, strings.Join(v, "\n  "))
+	}
+	actions := map[string]int{}
+	for _, s := range ru.srcs {
+		for k, v := range s.gen.Stats {
+			actions[k] += v
+		}
+	}
+	t.Logf("torture: seed=%d rounds=%d actions=%s features=%s slot_samples=%d mismatches=0",
+		seed, rounds, counts(actions), counts(ru.stats), ru.samples)
+	keep = false
+}
+
+func counts(m map[string]int) string {
+	var parts []string
+	total := 0
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+		total += v
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, " "))
+}
+
+func (ru *run) connect(s *source) *pgx.Conn {
+	c, err := pgx.Connect(context.Background(), s.url)
+	if err != nil {
+		ru.t.Fatal(err)
+	}
+	for _, q := range SessionSQL {
+		if _, err := c.Exec(context.Background(), q); err != nil {
+			ru.t.Fatal(err)
+		}
+	}
+	ru.t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func (ru *run) ingestArgs(s *source) []string {
+	return append([]string{"ingest", "--source", s.url, "--name", s.db, "--publication", s.pub,
+		"--memory-budget", strconv.Itoa(16 << 20), "--flush-interval", "200ms", "--snapshot-workers", "2"}, ru.lakeArg...)
+}
+
+// waitLakeReady waits for the first ingest to create the catalog.
+func (ru *run) waitLakeReady(ctx context.Context) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(ru.lakeDir, "catalog.db")); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ru.t.Fatalf("seed %d: no catalog after 2 minutes: %v", ru.seed, ru.exits())
+}
+
+func (ru *run) exits() []string {
+	var out []string
+	for _, s := range ru.srcs {
+		if s.ingest != nil {
+			out = append(out, s.ingest.takeExits()...)
+		}
+	}
+	return out
+}
+
+// round plays one round and compares; it returns the problems found.
+func (ru *run) round(ctx context.Context, n int) []string {
+	on := map[string]bool{}
+	for _, f := range sortedKeys(features) {
+		if ru.r.IntN(100) < features[f] {
+			on[f] = true
+			ru.stats[f]++
+		}
+	}
+	if on["catch_up"] {
+		delete(on, "kill_ingest")
+		delete(on, "reload")
+	}
+	var problems []string
+	fmt.Fprintf(ru.log, "=== round %d features %v\n", n, on)
+	if on["catch_up"] {
+		for _, s := range ru.srcs {
+			s.ingest.stop()
+			problems = append(problems, s.ingest.takeExits()...)
+		}
+	}
+	roundCtx, cancel := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	var bgMu sync.Mutex
+	bgProblem := func(p string) { bgMu.Lock(); problems = append(problems, p); bgMu.Unlock() }
+	var compactor *proc
+	if on["compact_loop"] {
+		compactor = startProc(ru.t, ru.dir, fmt.Sprintf("compact-loop-%d", n), ru.bin,
+			append([]string{"compact", "--open-hour-merge-files", "3", "--orphan-age", "1h"}, ru.lakeArg...)...)
+	}
+	if on["kill_compact"] && compactor != nil {
+		d := time.Duration(ru.r.IntN(3000)) * time.Millisecond
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			select {
+			case <-time.After(d):
+				compactor.kill()
+			case <-roundCtx.Done():
+			}
+		}()
+	}
+	if on["kill_ingest"] {
+		s := ru.srcs[ru.r.IntN(len(ru.srcs))]
+		d := time.Duration(ru.r.IntN(4000)) * time.Millisecond
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			select {
+			case <-time.After(d):
+				if s.ingest.kill() {
+					fmt.Fprintf(ru.log, "killed ingest-%s after %s\n", s.db, d)
+				}
+			case <-roundCtx.Done():
+			}
+		}()
+	}
+	if on["reload"] {
+		s := ru.srcs[ru.r.IntN(len(ru.srcs))]
+		tbl := []string{"main", "comp", "part"}[ru.r.IntN(3)]
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			time.Sleep(500 * time.Millisecond)
+			err, last := runOnce(ctx, ru.log, ru.bin, append([]string{"snapshot", "--source", s.url, "--name", s.db,
+				"--table", "public." + tbl}, ru.lakeArg...)...)
+			if err != nil {
+				bgProblem(fmt.Sprintf("cdclake snapshot --table public.%s of %s: %v: %s", tbl, s.db, err, strings.Join(last, " | ")))
+			}
+		}()
+	}
+	// the workload: each source in its own goroutine
+	var wl sync.WaitGroup
+	for _, s := range ru.srcs {
+		wl.Add(1)
+		go func() {
+			defer wl.Done()
+			if err := ru.workload(roundCtx, s, on["async"]); err != nil {
+				bgProblem(fmt.Sprintf("workload on %s: %v", s.db, err))
+			}
+		}()
+	}
+	wl.Wait()
+	cancel()
+	bg.Wait()
+	if compactor != nil {
+		compactor.stop()
+		problems = append(problems, compactor.takeExits()...)
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	if on["catch_up"] {
+		for _, s := range ru.srcs {
+			err, last := runOnce(ctx, ru.log, ru.bin, append(ru.ingestArgs(s), "--catch-up")...)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("ingest --catch-up of %s: %v: %s", s.db, err, strings.Join(last, " | ")))
+			}
+		}
+		// catch-up promises everything committed before it started: compare without waiting
+		problems = append(problems, ru.compare(ctx, "after catch-up", false)...)
+		for _, s := range ru.srcs {
+			s.ingest = startProc(ru.t, ru.dir, fmt.Sprintf("ingest-%s-%d", s.db, n), ru.bin, ru.ingestArgs(s)...)
+		}
+		if len(problems) > 0 {
+			return problems
+		}
+	}
+	if err := ru.waitCaughtUp(ctx, n); err != nil {
+		return append(problems, err.Error())
+	}
+	return append(problems, ru.compare(ctx, "", true)...)
+}
+
+func sortedKeys(m map[string]int) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// workload runs a round's actions on one source.
+func (ru *run) workload(ctx context.Context, s *source, async bool) error {
+	mode := "on"
+	if async {
+		mode = "off"
+	}
+	for _, c := range []*pgx.Conn{s.conn, s.conn2} {
+		if _, err := c.Exec(ctx, "SET synchronous_commit = "+mode); err != nil {
+			return err
+		}
+	}
+	for range 3 + s.gen.R.IntN(6) {
+		name := s.gen.Pick()
+		fmt.Fprintf(ru.log, "%s: %s\n", s.db, name)
+		var err error
+		if name == "interleaved" {
+			s.gen.Stats[name]++
+			err = ru.interleaved(ctx, s)
+		} else {
+			err = s.gen.Run(ctx, s.conn, name)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// interleaved runs two large transactions at once on two connections.
+func (ru *run) interleaved(ctx context.Context, s *source) error {
+	// each transaction draws from its own generator so the two goroutines share no state
+	g2 := NewGen(s.gen.R.Uint64(), s.gen.Scale, s.gen.Weights)
+	g2.next.Store(s.gen.next.Add(10_000_000))
+	errs := make(chan error, 2)
+	go func() { errs <- s.gen.large(ctx, s.conn, false) }()
+	go func() { errs <- g2.large(ctx, s.conn2, s.gen.R.IntN(3) == 0) }()
+	return errors.Join(<-errs, <-errs)
+}
+
+// publishedTables lists the tables of a source's publication.
+func publishedTables(ctx context.Context, s *source) ([]string, error) {
+	rows, err := s.check.Query(ctx, "SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = 'public' ORDER BY 1", s.pub)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// waitCaughtUp waits until every source's watermark covers everything
+// committed so far and every published table's snapshot is done. A
+// marker transaction after the target makes the watermark pass it even
+// when the source is otherwise idle.
+func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
+	type target struct {
+		s   *source
+		lsn uint64
+	}
+	var targets []target
+	for _, s := range ru.srcs {
+		var lsn string
+		if err := s.check.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn); err != nil {
+			return err
+		}
+		if _, err := s.check.Exec(ctx, "INSERT INTO hb (round) VALUES ($1)", round); err != nil {
+			return err
+		}
+		targets = append(targets, target{s, parseLSN(lsn)})
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for _, tg := range targets {
+		for {
+			src, err := ru.cat.Source(ctx, tg.s.db)
+			if err == nil && src.LSN >= tg.lsn {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: the lake did not catch up with LSN %X within 3 minutes (watermark %X, err %v); ingest exits: %v",
+					tg.s.db, tg.lsn, src.LSN, err, tg.s.ingest.takeExits())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// tables added while streaming are loaded beside the stream
+	for _, s := range ru.srcs {
+		tabs, err := publishedTables(ctx, s)
+		if err != nil {
+			return err
+		}
+		for {
+			snaps, err := ru.cat.Snapshots(ctx, s.db)
+			if err != nil {
+				return err
+			}
+			done := map[string]bool{}
+			for _, sn := range snaps {
+				done[sn.Table] = sn.State == catalog.SnapshotDone
+			}
+			var waiting []string
+			for _, tb := range tabs {
+				if !done[tb] {
+					waiting = append(waiting, tb)
+				}
+			}
+			if len(waiting) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				fmt.Fprintf(ru.log, "%s: no finished snapshot of %v; comparing anyway\n", s.db, waiting)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func parseLSN(s string) uint64 {
+	hi, lo, _ := strings.Cut(s, "/")
+	h, _ := strconv.ParseUint(hi, 16, 32)
+	l, _ := strconv.ParseUint(lo, 16, 32)
+	return h<<32 | l
+}
+
+func changelogIdent(db, tbl string) table.Identifier {
+	return table.Identifier{catalog.IdentPart(db), catalog.IdentPart("public"), catalog.IdentPart(tbl + "__changes")}
+}
+
+func snapshotIdent(db, tbl string) table.Identifier {
+	return table.Identifier{catalog.IdentPart(db), catalog.IdentPart("public"), catalog.IdentPart(tbl)}
+}
+
+// compare checks every published table of every source through the read
+// paths; with compaction it compacts and checks the compacted table and
+// the fresh view again.
+func (ru *run) compare(ctx context.Context, when string, compaction bool) []string {
+	var problems []string
+	type tableRef struct {
+		s    *source
+		name string
+		cols []Column
+		src  Rows
+		lake map[string]string
+	}
+	var refs []tableRef
+	for _, s := range ru.srcs {
+		tabs, err := publishedTables(ctx, s)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		for _, tb := range tabs {
+			src, cols, err := ReadSource(ctx, s.check, tb)
+			if err != nil {
+				return []string{err.Error()}
+			}
+			ref := tableRef{s: s, name: tb, cols: cols, src: src}
+			label := s.db + ".public." + tb
+			recs, props, err := ScanTable(ctx, ru.cat, changelogIdent(s.db, tb))
+			if errors.Is(err, icecat.ErrNoSuchTable) {
+				if len(src) > 0 {
+					problems = append(problems, fmt.Sprintf("%s: no changelog in the lake, %d rows in the source", label, len(src)))
+				}
+				continue
+			}
+			if err != nil {
+				return append(problems, err.Error())
+			}
+			if ref.lake, err = LakeNames(props["cdclake.column-names"]); err != nil {
+				return append(problems, err.Error())
+			}
+			resolved, dups, err := Resolve(recs, cols, ref.lake)
+			release(recs)
+			if err != nil {
+				return append(problems, fmt.Sprintf("%s: resolve changelog: %v", label, err))
+			}
+			problems = append(problems, prefix(label+": ", dups)...)
+			problems = append(problems, Diff("changelog resolved"+when, label, cols, src, resolved, 8)...)
+			problems = append(problems, ru.freshView(ctx, "fresh view"+when, ref.s.db, tb, cols, src, ref.lake)...)
+			refs = append(refs, ref)
+		}
+	}
+	if !compaction || len(problems) > 0 {
+		return problems
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if _, err := compact.New(ru.cat, compact.Options{OpenHourMergeFiles: 3, Logger: quiet}).RunOnce(ctx); err != nil {
+		problems = append(problems, fmt.Sprintf("compaction: %v", err))
+	}
+	for _, ref := range refs {
+		label := ref.s.db + ".public." + ref.name
+		recs, _, err := ScanTable(ctx, ru.cat, snapshotIdent(ref.s.db, ref.name))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: compacted table: %v", label, err))
+			continue
+		}
+		rows, dups, err := Collect(recs, ref.cols, ref.lake)
+		release(recs)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: compacted table: %v", label, err))
+			continue
+		}
+		for _, d := range dups {
+			problems = append(problems, fmt.Sprintf("%s: compacted table holds key %s twice", label, d))
+		}
+		problems = append(problems, Diff("compacted table (iceberg-go scan)", label, ref.cols, ref.src, rows, 8)...)
+		problems = append(problems, ru.freshView(ctx, "fresh view after compaction", ref.s.db, ref.name, ref.cols, ref.src, ref.lake)...)
+	}
+	return problems
+}
+
+func (ru *run) freshView(ctx context.Context, path, db, tb string, cols []Column, src Rows, names map[string]string) []string {
+	label := db + ".public." + tb
+	res, err := ru.eng.Query(ctx, fmt.Sprintf("SELECT * FROM %s.public.%s", ident(db), ident(tb)))
+	if err != nil {
+		return []string{fmt.Sprintf("%s %s: %v", path, label, err)}
+	}
+	defer res.Release()
+	rows, dups, err := Collect(res.Records, cols, names)
+	if err != nil {
+		return []string{fmt.Sprintf("%s %s: %v", path, label, err)}
+	}
+	var out []string
+	for _, d := range dups {
+		out = append(out, fmt.Sprintf("%s %s: key %s twice", path, label, d))
+	}
+	return append(out, Diff(path, label, cols, src, rows, 8)...)
+}
+
+func release(recs []arrow.RecordBatch) {
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+func prefix(p string, lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = p + l
+	}
+	return out
+}
+
+// sampleSlots checks, every 200 ms, that no slot's confirmed LSN is past
+// its source's catalog watermark (read after the slot, so a watermark
+// moving on in between cannot hide a violation).
+func (ru *run) sampleSlots(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conns := map[string]*pgx.Conn{}
+		for _, s := range ru.srcs {
+			c, err := pgx.Connect(ctx, s.url)
+			if err != nil {
+				return
+			}
+			defer c.Close(context.Background())
+			conns[s.db] = c
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			for _, s := range ru.srcs {
+				var confirmed *string
+				if err := conns[s.db].QueryRow(ctx, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", "cdclake_"+s.db).Scan(&confirmed); err != nil || confirmed == nil {
+					continue
+				}
+				src, err := ru.cat.Source(ctx, s.db)
+				if err != nil {
+					continue
+				}
+				ru.mu.Lock()
+				ru.samples++
+				if c := parseLSN(*confirmed); c > src.LSN && len(ru.violations) < 10 {
+					ru.violations = append(ru.violations, fmt.Sprintf("%s: slot confirmed %s, catalog watermark %X", s.db, *confirmed, src.LSN))
+				}
+				ru.mu.Unlock()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+func (ru *run) slotViolations() []string {
+	ru.mu.Lock()
+	defer ru.mu.Unlock()
+	return ru.violations
+}
