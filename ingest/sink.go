@@ -338,6 +338,20 @@ func moved(base, fresh *table.Table) bool {
 	return id(base) != id(fresh) || base.Schema().ID != fresh.Schema().ID
 }
 
+// LostRace reports whether a commit of a transaction started from base
+// failed with err because another writer committed to the table first: by
+// err's type (Conflict) or, for the SQL catalog's untyped requirement
+// failure, by the table's branch head or schema having moved from base's.
+// A commit whose answer was lost after it landed also leaves the table
+// moved: callers rule that out first.
+func LostRace(ctx context.Context, cat table.CatalogIO, base *table.Table, err error) bool {
+	if Conflict(err) {
+		return true
+	}
+	fresh, lerr := cat.LoadTable(ctx, base.Identifier())
+	return lerr == nil && moved(base, fresh)
+}
+
 // landed reports whether the commit of the transaction with id is in tbl.
 func landed(tbl *table.Table, id string) bool {
 	for _, s := range tbl.Metadata().Snapshots() {
