@@ -241,7 +241,7 @@ func TestCommitAnswerLost(t *testing.T) {
 	}
 	first := batch(1, 10, 100)
 	defer first.release()
-	if err := sk.stage(ctx, first, 110); err != nil {
+	if err := sk.stage(ctx, first); err != nil {
 		t.Fatal(err)
 	}
 	if err := sk.commitPending(ctx, "public.a", 110, true); err != nil {
@@ -253,7 +253,7 @@ func TestCommitAnswerLost(t *testing.T) {
 	sk.tables["public.a"] = table.New(tbl.Identifier(), tbl.Metadata(), tbl.MetadataLocation(), tbl.FS, lossy)
 	second := batch(11, 10, 200)
 	defer second.release()
-	if err := sk.stage(ctx, second, 210); err != nil {
+	if err := sk.stage(ctx, second); err != nil {
 		t.Fatal(err)
 	}
 	err := sk.commitPending(ctx, "public.a", 210, true)

@@ -109,7 +109,7 @@ func tableLSN(tbl *table.Table) uint64 {
 // only written; the batch that ends the transaction commits it.
 func (s *sink) commit(ctx context.Context, b *batch) error {
 	for _, tb := range b.tables {
-		if err := s.stage(ctx, tb, b.endLSN); err != nil {
+		if err := s.stage(ctx, tb); err != nil {
 			key := tb.schema + "." + tb.name
 			delete(s.pending, key)
 			return fmt.Errorf("write %s: %w", key, err)
@@ -136,7 +136,7 @@ func (s *sink) commit(ctx context.Context, b *batch) error {
 // opening one (and creating the table) when needed, and evolving the
 // schema first. The files are added to the table when the transaction
 // commits (commitPending).
-func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
+func (s *sink) stage(ctx context.Context, tb tableBatch) error {
 	p, err := s.open(ctx, tb)
 	if err != nil {
 		return err
@@ -228,9 +228,8 @@ func emptyRecord(sc *arrow.Schema) arrow.RecordBatch {
 
 // addFiles adds data files written against prepare's staged table to the
 // table's open transaction.
-func (s *sink) addFiles(ctx context.Context, key string, files []iceberg.DataFile, lsn uint64) error {
+func (s *sink) addFiles(key string, files []iceberg.DataFile) {
 	s.pending[key].files = append(s.pending[key].files, files...)
-	return nil
 }
 
 // pendingTx is a table's open transaction: the table it started from, the

@@ -91,7 +91,6 @@ func (st *stream) run(ctx context.Context) error {
 		st.ticker(stopTick)
 	}()
 	// wake the receiver when asked to stop or when a flush failed
-	var flushFailed error
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -124,7 +123,7 @@ func (st *stream) run(ctx context.Context) error {
 	st.closeQueue()
 	<-flusherDone
 	st.bg.Wait()
-	flushFailed = st.failure()
+	flushFailed := st.failure()
 	_ = st.conn.Conn().SetReadDeadline(time.Time{})
 	if err := st.sendStatus(false); err != nil && recvErr == nil && flushFailed == nil {
 		st.log.Warn("final acknowledgement not sent", "err", err)
