@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
+
+	"github.com/cdclake/cdclake/ingest"
 )
 
 // MetadataBenchOptions size the metadata growth benchmark. Zero values
@@ -99,6 +101,7 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 		at := array.NewTableFromRecords(benchSchema, []arrow.RecordBatch{rec})
 		start := time.Now()
 		for attempt := 0; ; attempt++ {
+			base := tbl
 			tx := tbl.NewTransaction()
 			err = tx.AppendTable(ctx, at, int64(o.RowsPerFlush), iceberg.Properties{PropSourceLSN: strconv.FormatInt(g.lsn+1, 10)})
 			if err == nil {
@@ -107,7 +110,7 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 			if err == nil {
 				tbl, err = tx.Commit(ctx)
 			}
-			if err == nil || !retryable(err) || attempt > 5 {
+			if err == nil || !ingest.LostRace(ctx, cat.Iceberg(), base, err) || attempt > 5 {
 				break
 			}
 			if tbl, err = cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name)); err != nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/ingest"
 )
 
 // Compactor compacts the tables of a lake: it turns changelogs into
@@ -196,15 +196,18 @@ func (c *Compactor) orphansDue(ref TableRef) bool {
 	return true
 }
 
-// retryable reports whether a commit lost a race with another writer.
-// The SQL catalog reports most conflicts as plain errors (ICEBERG-GO.md).
+// retryable reports, by its type, whether a commit's error says it lost
+// a race with another writer (ingest.Conflict) or that its plan went stale.
 func retryable(err error) bool {
-	if errors.Is(err, table.ErrCommitFailed) || errors.Is(err, errStale) {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "has changed") || strings.Contains(msg, "concurrently") ||
-		strings.Contains(msg, "database is locked") || strings.Contains(msg, "moved underneath")
+	return errors.Is(err, errStale) || ingest.Conflict(err)
+}
+
+// lostRace reports whether a commit of a transaction started from base
+// lost a race with another writer: retryable, or the SQL catalog's untyped
+// requirement failure, checked against the reloaded table
+// (ingest.LostRace). Callers rule out first that the commit landed.
+func (c *Compactor) lostRace(ctx context.Context, base *table.Table, err error) bool {
+	return retryable(err) || ingest.LostRace(ctx, c.cat.Iceberg(), base, err)
 }
 
 // sleep waits before retry attempt+1: 50 ms, 100 ms, 200 ms ... up to 2 s.

@@ -185,7 +185,7 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 			err = nil
 		case !known: // keep the files: orphan cleanup removes them if unused
 			return fmt.Errorf("commit %s (outcome unknown): %w", p.Table, err)
-		case retryable(err):
+		case c.lostRace(ctx, t.snapshot, err):
 			cleanup()
 			return fmt.Errorf("%w: %v", errStale, err)
 		default:

@@ -94,7 +94,7 @@ func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *R
 		} else if ok {
 			break
 		}
-		if !retryable(err) || attempt+1 >= c.o.Retries {
+		if !c.lostRace(ctx, tbl, err) || attempt+1 >= c.o.Retries {
 			cleanup()
 			return fmt.Errorf("commit merged changelog files of %s: %w", ref, err)
 		}
@@ -199,7 +199,7 @@ func (c *Compactor) expire(ctx context.Context, ident table.Identifier, before t
 			}
 			return n, nil
 		}
-		if !retryable(err) || attempt+1 >= c.o.Retries {
+		if !c.lostRace(ctx, tbl, err) || attempt+1 >= c.o.Retries {
 			return 0, fmt.Errorf("expire snapshots of %v: %w", ident, err)
 		}
 		c.o.Metrics.Conflicts.Inc()

@@ -39,7 +39,7 @@ func newFuzzHarness(t *testing.T) *fuzzHarness {
 	h := &fuzzHarness{st: newStream(nil, dec, nil, o, 0, 0), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
-		for b := range h.st.flushCh {
+		for b := h.st.next(); b != nil; b = h.st.next() {
 			for _, tb := range b.tables {
 				for _, part := range tb.parts {
 					if err := array.ValidateRecordFull(part); err != nil && h.bad == nil {
@@ -48,7 +48,7 @@ func newFuzzHarness(t *testing.T) *fuzzHarness {
 				}
 				tb.release()
 			}
-			h.st.inflight.Add(-1)
+			h.st.done()
 		}
 	}()
 	return h
@@ -84,7 +84,7 @@ func (h *fuzzHarness) feed(t *testing.T, msgs [][]byte) {
 }
 
 func (h *fuzzHarness) close(t *testing.T) {
-	close(h.st.flushCh)
+	h.st.closeQueue()
 	<-h.done
 	h.st.spool.close()
 	if h.bad != nil {

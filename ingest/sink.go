@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -16,6 +17,10 @@ import (
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/cdclake/cdclake/catalog"
 )
@@ -104,23 +109,16 @@ func tableLSN(tbl *table.Table) uint64 {
 // only written; the batch that ends the transaction commits it.
 func (s *sink) commit(ctx context.Context, b *batch) error {
 	for _, tb := range b.tables {
-		key := tb.schema + "." + tb.name
-		if p := s.pending[key]; p != nil || b.partial {
-			// a large transaction's tables: no retry, a failure replays it
-			if err := s.stage(ctx, tb, b.endLSN); err != nil {
-				delete(s.pending, key)
-				return fmt.Errorf("write %s: %w", key, err)
-			}
-			continue
-		}
-		if err := s.commitTable(ctx, tb, b.endLSN); err != nil {
-			return err
+		if err := s.stage(ctx, tb); err != nil {
+			key := tb.schema + "." + tb.name
+			delete(s.pending, key)
+			return fmt.Errorf("write %s: %w", key, err)
 		}
 	}
 	if b.partial {
 		return nil
 	}
-	for key := range s.pending {
+	for _, key := range slices.Sorted(maps.Keys(s.pending)) {
 		if err := s.commitPending(ctx, key, b.endLSN, true); err != nil {
 			return err
 		}
@@ -134,52 +132,50 @@ func (s *sink) commit(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// commitTable commits one table's rows, retrying when another writer
-// (compaction) committed to the table first.
-func (s *sink) commitTable(ctx context.Context, tb tableBatch, lsn uint64) error {
-	key := tb.schema + "." + tb.name
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt*attempt) * 50 * time.Millisecond)
-			delete(s.tables, key) // reload
-		}
-		if err = s.stage(ctx, tb, lsn); err == nil {
-			err = s.finish(ctx, key, lsn, true)
-		}
-		delete(s.pending, key)
-		if err == nil || !retryable(err) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", key, err)
-	}
-	return nil
-}
-
-// stage appends a table's parts to its open transaction, opening one
-// (and creating the table) when needed, and evolving the schema first.
-func (s *sink) stage(ctx context.Context, tb tableBatch, lsn uint64) error {
+// stage writes a table's parts as data files for its open transaction,
+// opening one (and creating the table) when needed, and evolving the
+// schema first. The files are added to the table when the transaction
+// commits (commitPending).
+func (s *sink) stage(ctx context.Context, tb tableBatch) error {
 	p, err := s.open(ctx, tb)
 	if err != nil {
 		return err
 	}
-	tx := p.tx
-	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
 	for _, part := range tb.parts {
-		rec, err := evolve(tx, part, s.log)
+		rec, err := p.evolve(part, s.log)
 		if err != nil {
 			return fmt.Errorf("evolve schema: %w", err)
 		}
-		at := array.NewTableFromRecords(rec.Schema(), []arrow.RecordBatch{rec})
-		err = tx.AppendTable(ctx, at, max(rec.NumRows(), 1), props)
-		at.Release()
+		files, err := writeFiles(ctx, p.tx, rec)
+		if rec != part {
+			rec.Release()
+		}
 		if err != nil {
 			return fmt.Errorf("write files: %w", err)
 		}
+		p.files = append(p.files, files...)
 	}
 	return nil
+}
+
+// writeFiles writes rec as data files of the transaction's staged table.
+func writeFiles(ctx context.Context, tx *table.Transaction, rec arrow.RecordBatch) ([]iceberg.DataFile, error) {
+	st, err := tx.StagedTable()
+	if err != nil {
+		return nil, err
+	}
+	one := func(yield func(arrow.RecordBatch, error) bool) {
+		rec.Retain() // WriteRecords releases what it takes; the caller keeps rec
+		yield(rec, nil)
+	}
+	var files []iceberg.DataFile
+	for df, err := range table.WriteRecords(ctx, st.Table, rec.Schema(), one) {
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, df)
+	}
+	return files, nil
 }
 
 // open returns a table's open transaction, opening one (and creating the
@@ -192,7 +188,7 @@ func (s *sink) open(ctx context.Context, tb tableBatch) (*pendingTx, error) {
 		if err != nil {
 			return nil, err
 		}
-		p = &pendingTx{tx: tbl.NewTransaction(), base: tbl}
+		p = &pendingTx{tx: tbl.NewTransaction(), base: tbl, id: uuid.NewString()}
 		s.pending[key] = p
 	}
 	if tb.pgTypes != "" {
@@ -206,16 +202,14 @@ func (s *sink) open(ctx context.Context, tb tableBatch) (*pendingTx, error) {
 // workers): it returns the staged table to write them against and the
 // schema (with lake column names) to write them with.
 func (s *sink) prepare(ctx context.Context, tb tableBatch, sc *arrow.Schema) (*table.Table, *arrow.Schema, error) {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
-	empty := b.NewRecordBatch()
-	b.Release()
+	empty := emptyRecord(sc)
 	defer empty.Release()
 	tb.parts = []arrow.RecordBatch{empty}
 	p, err := s.open(ctx, tb)
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, err := evolve(p.tx, empty, s.log)
+	rec, err := p.evolve(empty, s.log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evolve schema: %w", err)
 	}
@@ -226,145 +220,230 @@ func (s *sink) prepare(ctx context.Context, tb tableBatch, sc *arrow.Schema) (*t
 	return st.Table, rec.Schema(), nil
 }
 
-// addFiles adds data files written against prepare's staged table to the
-// table's open transaction.
-func (s *sink) addFiles(ctx context.Context, key string, files []iceberg.DataFile, lsn uint64) error {
-	if len(files) == 0 {
-		return nil
-	}
-	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10)}
-	if err := s.pending[key].tx.AddDataFiles(ctx, files, props); err != nil {
-		return fmt.Errorf("add written files: %w", err)
-	}
-	return nil
+func emptyRecord(sc *arrow.Schema) arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
+	defer b.Release()
+	return b.NewRecordBatch()
 }
 
-// pendingTx is a table's open transaction and the table it started from.
+// addFiles adds data files written against prepare's staged table to the
+// table's open transaction.
+func (s *sink) addFiles(key string, files []iceberg.DataFile) {
+	s.pending[key].files = append(s.pending[key].files, files...)
+}
+
+// pendingTx is a table's open transaction: the table it started from, the
+// schema changes made in it and the data files written for it. The files
+// are added only when it commits, so that when another writer commits
+// first exactly these files can be added again on the table's new state
+// (restage).
 type pendingTx struct {
 	tx      *table.Transaction
 	base    *table.Table
-	pgTypes string // PostgreSQL types of the columns last staged
+	id      string             // unique, in the commit's snapshot summary: did it land?
+	pgTypes string             // PostgreSQL types of the columns last staged
+	schemas []*arrow.Schema    // source schemas evolved in, in order
+	files   []iceberg.DataFile // written for this transaction
+}
+
+// evolve brings the transaction's schema up to rec's columns (see
+// evolve) and notes rec's schema so that a restage can do the same.
+func (p *pendingTx) evolve(rec arrow.RecordBatch, log *slog.Logger) (arrow.RecordBatch, error) {
+	if n := len(p.schemas); n == 0 || !p.schemas[n-1].Equal(rec.Schema()) || !p.schemas[n-1].Metadata().Equal(rec.Schema().Metadata()) {
+		p.schemas = append(p.schemas, rec.Schema())
+	}
+	return evolve(p.tx, rec, log)
 }
 
 // commitPending commits a table's open transaction. When another writer
-// committed first, the files already written are committed again on top
-// of the new table state.
+// committed to the table first, the files written for it are committed
+// again on top of the table's new state.
 func (s *sink) commitPending(ctx context.Context, key string, lsn uint64, setLSN bool) error {
 	defer delete(s.pending, key)
-	err := s.finish(ctx, key, lsn, setLSN)
-	for attempt := 1; err != nil && retryable(err) && attempt < 5; attempt++ {
-		time.Sleep(time.Duration(attempt*attempt) * 50 * time.Millisecond)
-		var p *pendingTx
-		if p, err = s.restage(ctx, key); err == nil {
-			s.pending[key] = p
-			err = s.finish(ctx, key, lsn, setLSN)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt*attempt) * 50 * time.Millisecond)
 		}
+		done, err := s.finish(ctx, key, lsn, setLSN)
+		if err == nil {
+			if done && s.hooks.AfterTableCommit != nil {
+				return s.hooks.AfterTableCommit(key)
+			}
+			return nil
+		}
+		var hook hookError
+		if errors.As(err, &hook) {
+			return hook.err
+		}
+		p := s.pending[key]
+		delete(s.tables, key)
+		fresh, lerr := s.cat.Iceberg().LoadTable(ctx, p.base.Identifier())
+		if lerr != nil {
+			return fmt.Errorf("commit %s: %w (and reload: %v)", key, err, lerr)
+		}
+		if landed(fresh, p.id) {
+			// the commit answered with an error but was made
+			s.tables[key] = fresh
+			return nil
+		}
+		if attempt >= 4 || !(Conflict(err) || moved(p.base, fresh)) {
+			return fmt.Errorf("commit %s: %w", key, err)
+		}
+		s.log.Debug("commit conflict: committing again on the table's new state", "table", key, "err", err)
+		np, err := p.restage(fresh, s.log)
+		if err != nil {
+			return fmt.Errorf("commit %s: %w", key, err)
+		}
+		s.pending[key] = np
 	}
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", key, err)
-	}
-	return nil
 }
 
-// restage starts a transaction on the table's current state that adds the
-// data files the pending transaction wrote.
-func (s *sink) restage(ctx context.Context, key string) (*pendingTx, error) {
-	p := s.pending[key]
-	staged, err := p.tx.StagedTable()
-	if err != nil {
-		return nil, err
-	}
-	fs, err := staged.FS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	old := map[int64]bool{}
-	for _, snap := range p.base.Metadata().Snapshots() {
-		old[snap.SnapshotID] = true
-	}
-	manifests, err := staged.CurrentSnapshot().Manifests(fs)
-	if err != nil {
-		return nil, fmt.Errorf("read staged manifests: %w", err)
-	}
-	var files []iceberg.DataFile
-	for _, m := range manifests {
-		if old[m.SnapshotID()] {
-			continue
-		}
-		entries, err := m.FetchEntries(fs, true)
+// restage starts a transaction on the table's state fresh that makes the
+// same schema changes and adds the same data files as p.
+func (p *pendingTx) restage(fresh *table.Table, log *slog.Logger) (*pendingTx, error) {
+	np := &pendingTx{tx: fresh.NewTransaction(), base: fresh, id: uuid.NewString(), pgTypes: p.pgTypes, files: p.files}
+	for _, sc := range p.schemas {
+		empty := emptyRecord(sc)
+		_, err := np.evolve(empty, log)
+		empty.Release()
 		if err != nil {
-			return nil, fmt.Errorf("read staged manifest: %w", err)
-		}
-		for _, e := range entries {
-			if e.Status() == iceberg.EntryStatusADDED {
-				files = append(files, e.DataFile())
-			}
+			return nil, fmt.Errorf("evolve schema again: %w", err)
 		}
 	}
-	delete(s.tables, key)
-	tbl, err := s.cat.Iceberg().LoadTable(ctx, p.base.Identifier())
+	was, err := p.tx.StagedTable()
 	if err != nil {
 		return nil, err
 	}
-	np := &pendingTx{tx: tbl.NewTransaction(), base: tbl, pgTypes: p.pgTypes}
-	if staged.Schema().ID != tbl.Schema().ID {
-		return nil, fmt.Errorf("schema changed under a concurrent commit: %w", table.ErrCommitFailed)
+	now, err := np.tx.StagedTable()
+	if err != nil {
+		return nil, err
 	}
-	if err := np.tx.AddDataFiles(ctx, files, nil); err != nil {
-		return nil, fmt.Errorf("add written files: %w", err)
+	// the files carry the field ids of the schema they were written with
+	if !was.Schema().Equals(now.Schema()) {
+		return nil, errors.New("the table's schema changed under a concurrent commit; the files written are not added")
 	}
 	return np, nil
 }
 
-// finish commits a table's open transaction; with setLSN it records lsn
-// as the table's watermark (skipping a commit an earlier attempt made).
-func (s *sink) finish(ctx context.Context, key string, lsn uint64, setLSN bool) error {
-	tx := s.pending[key].tx
-	st, err := tx.StagedTable()
+// moved reports whether the table's branch head or schema is no longer
+// the one a transaction started from base asserted at commit.
+func moved(base, fresh *table.Table) bool {
+	id := func(t *table.Table) int64 {
+		if s := t.CurrentSnapshot(); s != nil {
+			return s.SnapshotID
+		}
+		return -1
+	}
+	return id(base) != id(fresh) || base.Schema().ID != fresh.Schema().ID
+}
+
+// LostRace reports whether a commit of a transaction started from base
+// failed with err because another writer committed to the table first: by
+// err's type (Conflict) or, for the SQL catalog's untyped requirement
+// failure, by the table's branch head or schema having moved from base's.
+// A commit whose answer was lost after it landed also leaves the table
+// moved: callers rule that out first.
+func LostRace(ctx context.Context, cat table.CatalogIO, base *table.Table, err error) bool {
+	if Conflict(err) {
+		return true
+	}
+	fresh, lerr := cat.LoadTable(ctx, base.Identifier())
+	return lerr == nil && moved(base, fresh)
+}
+
+// landed reports whether the commit of the transaction with id is in tbl.
+func landed(tbl *table.Table, id string) bool {
+	for _, s := range tbl.Metadata().Snapshots() {
+		if s.Summary != nil && s.Summary.Properties[propCommitID] == id {
+			return true
+		}
+	}
+	return false
+}
+
+// propCommitID marks the snapshot of a sink commit, to tell after an
+// error whether the commit was made.
+const propCommitID = "cdclake.commit-id"
+
+// hookError carries a test hook's error out of finish unretried.
+type hookError struct{ err error }
+
+func (h hookError) Error() string { return h.err.Error() }
+
+// finish commits a table's open transaction and reports whether it
+// committed (false: skipped, an earlier attempt committed it). With setLSN
+// it records lsn as the table's watermark.
+func (s *sink) finish(ctx context.Context, key string, lsn uint64, setLSN bool) (bool, error) {
+	p := s.pending[key]
+	st, err := p.tx.StagedTable()
 	if err != nil {
-		return err
+		return false, err
 	}
 	props := iceberg.Properties{}
 	if setLSN {
-		if tableLSN(st.Table) > lsn {
-			return nil // committed before, by an earlier attempt
+		if tableLSN(st.Table) >= lsn {
+			// committed before, by an attempt whose answer was lost:
+			// a commit to lsn leaves exactly lsn
+			return false, nil
 		}
 		props[PropSourceLSN] = strconv.FormatUint(lsn, 10)
 	}
-	if p := s.pending[key].pgTypes; p != "" && st.Properties()[PropPGTypes] != p {
-		props[PropPGTypes] = p
+	if len(p.files) > 0 {
+		snap := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10), propCommitID: p.id}
+		// the files are new (unique names) and carry field ids
+		err := p.tx.AddDataFiles(ctx, p.files, snap, table.WithoutDuplicateCheck(), table.WithoutAutoNameMapping())
+		if err != nil {
+			return false, fmt.Errorf("add written files: %w", err)
+		}
+	}
+	if p.pgTypes != "" && st.Properties()[PropPGTypes] != p.pgTypes {
+		props[PropPGTypes] = p.pgTypes
 	}
 	if len(props) > 0 {
-		if err := tx.SetProperties(props); err != nil {
-			return err
+		if err := p.tx.SetProperties(props); err != nil {
+			return false, err
 		}
 	}
 	if s.hooks.AfterUpload != nil {
 		if err := s.hooks.AfterUpload(key); err != nil {
-			return err
+			return false, hookError{err}
 		}
 	}
-	nt, err := tx.Commit(ctx)
+	nt, err := p.tx.Commit(ctx)
 	if err != nil {
-		delete(s.tables, key)
-		return err
+		return false, err
 	}
 	s.tables[key] = nt
-	if s.hooks.AfterTableCommit != nil {
-		return s.hooks.AfterTableCommit(key)
-	}
-	return nil
+	return true, nil
 }
 
-// retryable reports whether a commit lost a race with another writer.
-// The SQL catalog reports most conflicts as plain errors (ICEBERG-GO.md).
-func retryable(err error) bool {
+// Conflict reports whether a commit failed, by its error, because another
+// writer committed first or held the catalog, so that nothing of it was
+// committed and it can be made again on the table's new state.
+//
+// The SQL catalog of iceberg-go v0.7.0 returns table.ErrCommitFailed only
+// when its compare-and-swap of the metadata location finds another
+// commit; the usual conflict, found when it checks the commit's
+// requirements against the table it loads (the branch head, the schema),
+// comes back as an untyped error ("requirement failed: branch "main" has
+// changed", table/requirements.go). That case cannot be told by the
+// error's type: a committer that holds the transaction's base table checks
+// the requirement itself instead (moved), after ruling out that the
+// commit landed.
+func Conflict(err error) bool {
 	if errors.Is(err, table.ErrCommitFailed) {
 		return true
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "has changed") || strings.Contains(msg, "concurrently") ||
-		strings.Contains(msg, "database is locked")
+	var se *sqlite.Error // SQLite catalog: another connection holds the write lock
+	if errors.As(err, &se) {
+		code := se.Code() & 0xff // primary code of an extended one
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	var pe *pgconn.PgError // PostgreSQL catalog: serializable transaction lost
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01" // serialization_failure, deadlock_detected
+	}
+	return false
 }
 
 // table loads or creates the changelog table for tb and adds columns its

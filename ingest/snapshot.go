@@ -233,7 +233,7 @@ func prepareSnapshot(ctx context.Context, sk *sink, tables []*snapTable, lsn uin
 			appendCDC(b, len(t.rel.cols), OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(now.UnixMicro()), nil)
 			tb.parts = []arrow.RecordBatch{b.NewRecordBatch()}
 			b.Release()
-			err := sk.stage(ctx, tb, lsn)
+			err := sk.stage(ctx, tb)
 			tb.release()
 			if err != nil {
 				return err
@@ -497,9 +497,7 @@ func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable
 		t.progress.Bytes += d.bytes
 		if t.left--; t.left == 0 {
 			key := t.rel.schema + "." + t.rel.name
-			if err := sk.addFiles(ctx, key, t.files, lsn); err != nil {
-				return err
-			}
+			sk.addFiles(key, t.files)
 			if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
 				return err
 			}

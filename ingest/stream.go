@@ -20,6 +20,14 @@ import (
 // stream runs one replication connection: the receiving goroutine decodes
 // into the buffer; a ticker cuts batches by age and reports the position;
 // the flusher commits batches in order.
+//
+// Order: a batch is cut and queued in one critical section of mu (see
+// enqueue), so the queue holds batches in the order they were cut, which
+// is the order of their end LSNs, whichever goroutine cut them; the
+// flusher commits them in queue order. The position acknowledged to
+// PostgreSQL (durable) is the end of the last batch whose watermark is in
+// the catalog: a partial batch (part of a large transaction, not
+// committed) never moves it.
 type stream struct {
 	conn   *pgconn.PgConn
 	sink   *sink
@@ -33,15 +41,21 @@ type stream struct {
 	firstRowAt time.Time
 	lastIdle   time.Time
 
+	qmu    sync.Mutex // guards queue and closed; taken inside mu, never the reverse
+	qcond  *sync.Cond // on qmu: the queue changed
+	queue  []*batch   // cut and not yet done by the flusher (the first is being committed)
+	closed bool       // no more batches
+
 	sendMu   sync.Mutex // one writer on the connection at a time
 	durable  atomic.Uint64
-	inflight atomic.Int64
 	rows     atomic.Int64 // rows committed
 	parser   rowParser
-	flushCh  chan *batch
-	flushErr chan error
 	stopping atomic.Bool
 	caughtUp atomic.Bool
+
+	failOnce sync.Once
+	failErr  error         // the first failure (flush or background snapshot)
+	failed   chan struct{} // closed at the first failure
 
 	bg sync.WaitGroup // snapshots of tables added while streaming
 
@@ -53,7 +67,8 @@ type stream struct {
 
 func newStream(conn *pgconn.PgConn, dec *decoder, sk *sink, o Options, start, target uint64) *stream {
 	st := &stream{conn: conn, sink: sk, o: o, log: o.Logger, target: target, dec: dec,
-		walEnd: start, flushCh: make(chan *batch, 1), flushErr: make(chan error, 1), lastIdle: time.Now()}
+		walEnd: start, failed: make(chan struct{}), lastIdle: time.Now()}
+	st.qcond = sync.NewCond(&st.qmu)
 	st.durable.Store(start)
 	st.spool = newSpool(o.SpillDir, o.MemoryBudget/4)
 	dec.endLSN = start
@@ -76,14 +91,12 @@ func (st *stream) run(ctx context.Context) error {
 		st.ticker(stopTick)
 	}()
 	// wake the receiver when asked to stop or when a flush failed
-	var flushFailed error
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
 		select {
 		case <-ctx.Done():
-		case err := <-st.flushErr:
-			flushFailed = err
+		case <-st.failed:
 		case <-stopTick:
 			return
 		}
@@ -94,29 +107,23 @@ func (st *stream) run(ctx context.Context) error {
 	close(stopTick)
 	<-tickDone
 	<-watchDone
-	if flushFailed == nil && recvErr == nil {
+	if st.failure() == nil && recvErr == nil {
 		// a clean stop: commit what is complete, then acknowledge it
 		st.mu.Lock()
 		st.dec.abort()
 		b := st.dec.cut(false)
-		idle := st.walEnd
-		st.mu.Unlock()
 		if b.rows > 0 || b.endLSN > st.durable.Load() {
-			st.submit(b)
+			st.enqueue(b)
 		}
-		if st.caughtUp.Load() && idle > b.endLSN {
-			st.submit(&batch{endLSN: idle, commitTime: b.commitTime})
+		if st.caughtUp.Load() && st.walEnd > b.endLSN {
+			st.enqueue(&batch{endLSN: st.walEnd, commitTime: b.commitTime})
 		}
+		st.mu.Unlock()
 	}
-	close(st.flushCh)
+	st.closeQueue()
 	<-flusherDone
 	st.bg.Wait()
-	if flushFailed == nil {
-		select {
-		case flushFailed = <-st.flushErr:
-		default:
-		}
-	}
+	flushFailed := st.failure()
 	_ = st.conn.Conn().SetReadDeadline(time.Time{})
 	if err := st.sendStatus(false); err != nil && recvErr == nil && flushFailed == nil {
 		st.log.Warn("final acknowledgement not sent", "err", err)
@@ -194,14 +201,14 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		msg = unwrap(msg)
 		st.mu.Lock()
 		err = st.dec.handle(ctx, msg)
-		var b *batch
+		queued := false
 		if err == nil {
 			if st.dec.rows > 0 && st.firstRowAt.IsZero() {
 				st.firstRowAt = time.Now()
 			}
 			if _, ok := msg.(*pglogrepl.CommitMessage); ok {
 				st.walEnd = max(st.walEnd, st.dec.endLSN)
-				b = st.cutIfDue()
+				queued = st.cutIfDue()
 				st.checkCaughtUp()
 			}
 		}
@@ -209,8 +216,8 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return err
 		}
-		if b != nil {
-			st.submit(b)
+		if queued {
+			st.waitRoom()
 		}
 	}
 	return nil
@@ -298,13 +305,14 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 		}
 		st.mu.Lock()
 		err = st.dec.handle(ctx, unwrap(msg))
-		var b *batch
+		queued := false
 		if err == nil && st.dec.bytes >= chunk {
-			b = st.dec.cut(true)
+			st.enqueue(st.dec.cut(true))
+			queued = true
 		}
 		st.mu.Unlock()
-		if b != nil {
-			st.submit(b)
+		if queued {
+			st.waitRoom()
 		}
 		return err
 	})
@@ -318,11 +326,11 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 	if st.dec.rows > 0 && st.firstRowAt.IsZero() {
 		st.firstRowAt = time.Now()
 	}
-	b := st.cutIfDue()
+	queued := st.cutIfDue()
 	st.checkCaughtUp()
 	st.mu.Unlock()
-	if b != nil {
-		st.submit(b)
+	if queued {
+		st.waitRoom()
 	}
 	return nil
 }
@@ -347,10 +355,7 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 			return Reload(ctx, st.sink.cat, st.o, []string{pgx.Identifier{schema, name}.Sanitize()})
 		}()
 		if err != nil && ctx.Err() == nil {
-			select {
-			case st.flushErr <- fmt.Errorf("snapshot of new table %s.%s: %w", schema, name, err):
-			default:
-			}
+			st.fail(fmt.Errorf("snapshot of new table %s.%s: %w", schema, name, err))
 		}
 	}()
 }
@@ -364,40 +369,113 @@ func (st *stream) checkCaughtUp() {
 	}
 }
 
-// cutIfDue cuts a batch when one is due and the flusher can take it, or
-// when the buffer is over its limit (the caller then waits in submit).
-// Called with mu held, between transactions.
-func (st *stream) cutIfDue() *batch {
+// cutIfDue cuts and queues a batch when one is due and the flusher is
+// idle, or when the buffer is over its limit (the caller then waits in
+// waitRoom). It reports whether it queued one. Called with mu held,
+// between transactions.
+func (st *stream) cutIfDue() bool {
 	d := st.dec
 	if d.rows == 0 {
-		return nil
+		return false
 	}
 	due := d.rows >= st.o.FlushRows || d.bytes >= st.o.FlushBytes || time.Since(st.firstRowAt) >= st.o.FlushAge
-	if !due || (st.inflight.Load() > 0 && d.bytes < st.o.MaxBufferBytes) {
-		return nil
+	if !due || (st.busy() && d.bytes < st.o.MaxBufferBytes) {
+		return false
 	}
 	st.firstRowAt = time.Time{}
-	return d.cut(false)
+	st.enqueue(d.cut(false))
+	return true
 }
 
-// submit hands a batch to the flusher, waiting while it is busy.
-func (st *stream) submit(b *batch) {
-	st.inflight.Add(1)
-	st.flushCh <- b
+// enqueue hands a batch to the flusher. Called with mu held, in the same
+// critical section that cut the batch: batches are queued in the order
+// they were cut, so none can overtake another.
+func (st *stream) enqueue(b *batch) {
+	st.qmu.Lock()
+	st.queue = append(st.queue, b)
+	st.qcond.Broadcast()
+	st.qmu.Unlock()
+}
+
+// busy reports whether the flusher has a batch.
+func (st *stream) busy() bool {
+	st.qmu.Lock()
+	defer st.qmu.Unlock()
+	return len(st.queue) > 0
+}
+
+// waitRoom waits while the flusher is committing a batch and another
+// waits behind it, bounding what is cut and not committed. Called
+// without mu.
+func (st *stream) waitRoom() {
+	st.qmu.Lock()
+	for len(st.queue) > 2 {
+		st.qcond.Wait()
+	}
+	st.qmu.Unlock()
+}
+
+// closeQueue tells the flusher that no batch follows the queued ones.
+func (st *stream) closeQueue() {
+	st.qmu.Lock()
+	st.closed = true
+	st.qcond.Broadcast()
+	st.qmu.Unlock()
+}
+
+// next returns the batch to commit next, nil once the queue is closed and
+// empty; done removes it from the queue.
+func (st *stream) next() *batch {
+	st.qmu.Lock()
+	defer st.qmu.Unlock()
+	for len(st.queue) == 0 && !st.closed {
+		st.qcond.Wait()
+	}
+	if len(st.queue) == 0 {
+		return nil
+	}
+	return st.queue[0]
+}
+
+func (st *stream) done() {
+	st.qmu.Lock()
+	st.queue[0] = nil
+	st.queue = st.queue[1:]
+	st.qcond.Broadcast()
+	st.qmu.Unlock()
+}
+
+// fail records the stream's first failure and wakes run; it never waits.
+func (st *stream) fail(err error) {
+	st.failOnce.Do(func() {
+		st.failErr = err
+		close(st.failed)
+	})
+}
+
+// failure returns the stream's first failure, if any.
+func (st *stream) failure() error {
+	select {
+	case <-st.failed:
+		return st.failErr
+	default:
+		return nil
+	}
 }
 
 func (st *stream) flusher(ctx context.Context) {
 	failed := false
-	for b := range st.flushCh {
+	for b := st.next(); b != nil; b = st.next() {
 		if !failed {
 			start := time.Now()
 			if err := st.commitWithin(ctx, b); err != nil {
 				failed = true
-				st.flushErr <- fmt.Errorf("flush up to LSN %s: %w", pglogrepl.LSN(b.endLSN), err)
-			} else {
+				st.fail(fmt.Errorf("flush up to LSN %s: %w", pglogrepl.LSN(b.endLSN), err))
+			} else if !b.partial {
+				// the batch's watermark is in the catalog: acknowledge it
 				st.durable.Store(b.endLSN)
 				st.rows.Add(int64(b.rows))
-				if m := st.o.Metrics; m != nil && !b.partial {
+				if m := st.o.Metrics; m != nil {
 					src := st.o.Name
 					m.rows.WithLabelValues(src).Add(float64(b.rows))
 					m.bytes.WithLabelValues(src).Add(float64(b.bytes))
@@ -413,12 +491,14 @@ func (st *stream) flusher(ctx context.Context) {
 				if err := st.sendStatus(false); err != nil {
 					st.log.Debug("status update", "err", err)
 				}
+			} else {
+				st.rows.Add(int64(b.rows))
 			}
 		}
 		for _, tb := range b.tables {
 			tb.release()
 		}
-		st.inflight.Add(-1)
+		st.done()
 	}
 }
 
@@ -434,21 +514,15 @@ func (st *stream) ticker(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case now := <-t.C:
+			// never wait here: this goroutine reports status
 			st.mu.Lock()
-			var b *batch
-			if !st.dec.inTx && st.inflight.Load() == 0 { // never wait here: this goroutine reports status
-				b = st.cutIfDue()
-				if b == nil && st.dec.rows == 0 && st.inflight.Load() == 0 && st.walEnd > st.durable.Load() &&
-					(st.target > 0 || now.Sub(st.lastIdle) >= st.o.IdleAckInterval) {
-					b = &batch{endLSN: st.walEnd, commitTime: st.dec.commitTime}
-					st.dec.endLSN = st.walEnd
-					st.lastIdle = now
-				}
+			if !st.dec.inTx && !st.busy() && !st.cutIfDue() && st.dec.rows == 0 && st.walEnd > st.durable.Load() &&
+				(st.target > 0 || now.Sub(st.lastIdle) >= st.o.IdleAckInterval) {
+				st.enqueue(&batch{endLSN: st.walEnd, commitTime: st.dec.commitTime})
+				st.dec.endLSN = st.walEnd
+				st.lastIdle = now
 			}
 			st.mu.Unlock()
-			if b != nil {
-				st.submit(b)
-			}
 			if now.Sub(lastStatus) >= st.o.StatusInterval || (st.target > 0 && now.Sub(lastStatus) >= 200*time.Millisecond) {
 				// in catch-up, ask for a keepalive so an idle server tells its position
 				if err := st.sendStatus(st.target > 0); err != nil {
