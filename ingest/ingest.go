@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -95,11 +96,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	var target uint64
 	if o.CatchUp {
-		var lsn pglogrepl.LSN
-		if err := src.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&lsn); err != nil {
-			return fmt.Errorf("read current WAL position: %w", err)
+		if target, err = src.catchUpTarget(ctx, o.Logger); err != nil {
+			return err
 		}
-		target = uint64(lsn)
 	}
 	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", o.Publication)}
 	if major, _ := strconv.Atoi(strings.SplitN(src.conn.PgConn().ParameterStatus("server_version"), ".", 2)[0]); major >= 14 {
@@ -279,4 +278,36 @@ func markSnapshots(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		}
 	}
 	return nil
+}
+
+// catchUpTarget returns the position a catch-up run streams past: the WAL
+// insert position, which lies past the commit record of every transaction
+// that committed before now, including one committed with
+// synchronous_commit = off whose record is still in WAL buffers (the write
+// position, pg_current_wal_lsn(), can be before it). A walsender sends only
+// flushed WAL; the WAL writer flushes asynchronous commits within
+// wal_writer_delay, but not the records of a transaction still open at the
+// end of the WAL, so a small transaction committed here with a local
+// synchronous commit (a logical decoding message, which pgoutput does not
+// send) flushes everything up to past the target.
+func (s *source) catchUpTarget(ctx context.Context, log *slog.Logger) (uint64, error) {
+	var lsn pglogrepl.LSN
+	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+	}
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = local"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT pg_logical_emit_message(true, 'cdclake', 'catch-up')")
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		// the WAL writer still flushes every commit before the target
+		log.Warn("could not flush the source's WAL for catch-up; it ends once PostgreSQL flushes it", "err", err)
+	}
+	return uint64(lsn), nil
 }
