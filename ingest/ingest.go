@@ -84,6 +84,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		}
 		return err
 	}
+	if o.Snapshot == "initial" {
+		if err := markUncopied(ctx, src, cat, o); err != nil {
+			return err
+		}
+	}
 	// snapshots a crash interrupted start over, consistent with a new position
 	if err := src.reloadUnfinished(ctx, sk, reg, o); err != nil {
 		return err
@@ -256,19 +261,9 @@ func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
 // markSnapshots records a running snapshot for every published table, so
 // that reloadUnfinished reloads the tables whose snapshot never finished.
 func markSnapshots(ctx context.Context, src *source, cat *catalog.Catalog, o Options, lsn uint64) error {
-	rows, err := src.conn.Query(ctx, `SELECT DISTINCT n.nspname, c.relname
-		FROM pg_publication p, pg_publication_tables pt
-		JOIN pg_class l ON l.oid = format('%I.%I', pt.schemaname, pt.tablename)::regclass
-		JOIN pg_class c ON c.oid = CASE WHEN l.relispartition THEN pg_partition_root(l.oid) ELSE l.oid END
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE p.pubname = $1 AND pt.pubname = $1 AND (p.pubviaroot OR NOT l.relispartition)`, o.Publication)
+	names, err := src.publishedNames(ctx, o.Publication)
 	if err != nil {
-		return fmt.Errorf("list published tables: %w", err)
-	}
-	type name struct{ Schema, Table string }
-	names, err := pgx.CollectRows(rows, pgx.RowToStructByPos[name])
-	if err != nil {
-		return fmt.Errorf("list published tables: %w", err)
+		return err
 	}
 	for _, n := range names {
 		err := cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: n.Schema, Table: n.Table,
@@ -278,6 +273,66 @@ func markSnapshots(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		}
 	}
 	return nil
+}
+
+// markUncopied records a running snapshot, at pendingLSN, for every
+// published table without a live snapshot record: a table added to the
+// publication whose copy was never recorded (a stop after the stream had
+// already committed its first changes), or one dropped and created again.
+// Whether a table has its rows in the lake is decided by its record, never
+// by its changelog existing, which the stream creates with its first
+// change; reloadUnfinished then copies the tables marked.
+func markUncopied(ctx context.Context, src *source, cat *catalog.Catalog, o Options) error {
+	names, err := src.publishedNames(ctx, o.Publication)
+	if err != nil {
+		return err
+	}
+	lsn, err := src.pendingLSN(ctx)
+	if err != nil {
+		return err
+	}
+	snaps, err := cat.Snapshots(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	recorded := map[tableName]bool{}
+	for _, s := range snaps {
+		recorded[tableName{s.Schema, s.Table}] = s.State != catalog.SnapshotDropped
+	}
+	for _, n := range names {
+		if recorded[n] {
+			continue
+		}
+		o.Logger.Info("published table without a snapshot: copying its rows", "table", n.Schema+"."+n.Table)
+		err := cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: n.Schema, Table: n.Table,
+			State: catalog.SnapshotRunning, LSN: lsn, StartedAt: time.Now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tableName is a table's schema and name (unquoted).
+type tableName struct{ Schema, Table string }
+
+// publishedNames lists the tables of a publication, partitioned tables by
+// their root.
+func (s *source) publishedNames(ctx context.Context, publication string) ([]tableName, error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT n.nspname, c.relname
+		FROM pg_publication p, pg_publication_tables pt
+		JOIN pg_class l ON l.oid = format('%I.%I', pt.schemaname, pt.tablename)::regclass
+		JOIN pg_class c ON c.oid = CASE WHEN l.relispartition THEN pg_partition_root(l.oid) ELSE l.oid END
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = $1 AND pt.pubname = $1 AND (p.pubviaroot OR NOT l.relispartition)`, publication)
+	if err != nil {
+		return nil, fmt.Errorf("list published tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowToStructByPos[tableName])
+	if err != nil {
+		return nil, fmt.Errorf("list published tables: %w", err)
+	}
+	return names, nil
 }
 
 // catchUpTarget returns the position a catch-up run streams past: the WAL
