@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -131,14 +131,24 @@ func dataSource(raw string) (driver, dsn string, dialect sqlcat.SupportedDialect
 	return sqliteshim.ShimName, dsn, sqlcat.SQLite, nil
 }
 
-// Redact removes a password from a URL so it can be shown.
+// Redact removes passwords from a URL so it can be shown: the one in
+// its user information and any password query parameter. It works on the
+// text, not on url.Parse, so that a password with an unencoded #, %, / or
+// @ (which url.Parse rejects or misreads) is hidden too: everything
+// between "://" and the last "@" is taken as user:password.
 func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	out := raw
+	if scheme, rest, ok := strings.Cut(raw, "://"); ok {
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+				rest = user + ":xxxxx" + rest[at:]
+			}
+		}
+		out = scheme + "://" + rest
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
+	return passwordParam.ReplaceAllString(out, "${1}xxxxx")
 }
+
+// passwordParam matches a password query parameter's value, up to the
+// next parameter.
+var passwordParam = regexp.MustCompile(`(?i)([?&]password=)[^&]*`)

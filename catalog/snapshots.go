@@ -6,10 +6,13 @@ import (
 	"time"
 )
 
-// Snapshot states.
+// Snapshot states. A running snapshot is under way, pending or was
+// interrupted (the next ingest start copies the table again); a dropped
+// one's table no longer exists on the source, so it is never resumed.
 const (
 	SnapshotRunning = "running"
 	SnapshotDone    = "done"
+	SnapshotDropped = "dropped"
 )
 
 // TableSnapshot is the progress of one table's snapshot (the copy of its

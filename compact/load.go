@@ -70,8 +70,8 @@ func (c *Compactor) Load(ctx context.Context, ref TableRef) (State, error) {
 	}
 	st, err := stateOf(ctx, ref, t)
 	if after != nil {
-		st.Copy = CopyState{LSN: after.LSN, Running: after.State != catalog.SnapshotDone ||
-			before == nil || before.State != catalog.SnapshotDone || !before.StartedAt.Equal(after.StartedAt) ||
+		st.Copy = CopyState{LSN: after.LSN, Running: after.State == catalog.SnapshotRunning ||
+			before == nil || before.State == catalog.SnapshotRunning || !before.StartedAt.Equal(after.StartedAt) ||
 			before.LSN != after.LSN}
 	}
 	return st, err

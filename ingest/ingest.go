@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		}
 		return err
 	}
+	if o.Snapshot == "initial" {
+		if err := markUncopied(ctx, src, cat, o); err != nil {
+			return err
+		}
+	}
 	// snapshots a crash interrupted start over, consistent with a new position
 	if err := src.reloadUnfinished(ctx, sk, reg, o); err != nil {
 		return err
@@ -95,11 +101,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	var target uint64
 	if o.CatchUp {
-		var lsn pglogrepl.LSN
-		if err := src.conn.QueryRow(ctx, "SELECT pg_current_wal_lsn()").Scan(&lsn); err != nil {
-			return fmt.Errorf("read current WAL position: %w", err)
+		if target, err = src.catchUpTarget(ctx, o.Logger); err != nil {
+			return err
 		}
-		target = uint64(lsn)
 	}
 	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", o.Publication)}
 	if major, _ := strconv.Atoi(strings.SplitN(src.conn.PgConn().ParameterStatus("server_version"), ".", 2)[0]); major >= 14 {
@@ -257,19 +261,9 @@ func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
 // markSnapshots records a running snapshot for every published table, so
 // that reloadUnfinished reloads the tables whose snapshot never finished.
 func markSnapshots(ctx context.Context, src *source, cat *catalog.Catalog, o Options, lsn uint64) error {
-	rows, err := src.conn.Query(ctx, `SELECT DISTINCT n.nspname, c.relname
-		FROM pg_publication p, pg_publication_tables pt
-		JOIN pg_class l ON l.oid = format('%I.%I', pt.schemaname, pt.tablename)::regclass
-		JOIN pg_class c ON c.oid = CASE WHEN l.relispartition THEN pg_partition_root(l.oid) ELSE l.oid END
-		JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE p.pubname = $1 AND pt.pubname = $1 AND (p.pubviaroot OR NOT l.relispartition)`, o.Publication)
+	names, err := src.publishedNames(ctx, o.Publication)
 	if err != nil {
-		return fmt.Errorf("list published tables: %w", err)
-	}
-	type name struct{ Schema, Table string }
-	names, err := pgx.CollectRows(rows, pgx.RowToStructByPos[name])
-	if err != nil {
-		return fmt.Errorf("list published tables: %w", err)
+		return err
 	}
 	for _, n := range names {
 		err := cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: n.Schema, Table: n.Table,
@@ -279,4 +273,96 @@ func markSnapshots(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		}
 	}
 	return nil
+}
+
+// markUncopied records a running snapshot, at pendingLSN, for every
+// published table without a live snapshot record: a table added to the
+// publication whose copy was never recorded (a stop after the stream had
+// already committed its first changes), or one dropped and created again.
+// Whether a table has its rows in the lake is decided by its record, never
+// by its changelog existing, which the stream creates with its first
+// change; reloadUnfinished then copies the tables marked.
+func markUncopied(ctx context.Context, src *source, cat *catalog.Catalog, o Options) error {
+	names, err := src.publishedNames(ctx, o.Publication)
+	if err != nil {
+		return err
+	}
+	lsn, err := src.pendingLSN(ctx)
+	if err != nil {
+		return err
+	}
+	snaps, err := cat.Snapshots(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	recorded := map[tableName]bool{}
+	for _, s := range snaps {
+		recorded[tableName{s.Schema, s.Table}] = s.State != catalog.SnapshotDropped
+	}
+	for _, n := range names {
+		if recorded[n] {
+			continue
+		}
+		o.Logger.Info("published table without a snapshot: copying its rows", "table", n.Schema+"."+n.Table)
+		err := cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: n.Schema, Table: n.Table,
+			State: catalog.SnapshotRunning, LSN: lsn, StartedAt: time.Now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tableName is a table's schema and name (unquoted).
+type tableName struct{ Schema, Table string }
+
+// publishedNames lists the tables of a publication, partitioned tables by
+// their root.
+func (s *source) publishedNames(ctx context.Context, publication string) ([]tableName, error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT n.nspname, c.relname
+		FROM pg_publication p, pg_publication_tables pt
+		JOIN pg_class l ON l.oid = format('%I.%I', pt.schemaname, pt.tablename)::regclass
+		JOIN pg_class c ON c.oid = CASE WHEN l.relispartition THEN pg_partition_root(l.oid) ELSE l.oid END
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE p.pubname = $1 AND pt.pubname = $1 AND (p.pubviaroot OR NOT l.relispartition)`, publication)
+	if err != nil {
+		return nil, fmt.Errorf("list published tables: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowToStructByPos[tableName])
+	if err != nil {
+		return nil, fmt.Errorf("list published tables: %w", err)
+	}
+	return names, nil
+}
+
+// catchUpTarget returns the position a catch-up run streams past: the WAL
+// insert position, which lies past the commit record of every transaction
+// that committed before now, including one committed with
+// synchronous_commit = off whose record is still in WAL buffers (the write
+// position, pg_current_wal_lsn(), can be before it). A walsender sends only
+// flushed WAL; the WAL writer flushes asynchronous commits within
+// wal_writer_delay, but not the records of a transaction still open at the
+// end of the WAL, so a small transaction committed here with a local
+// synchronous commit (a logical decoding message, which pgoutput does not
+// send) flushes everything up to past the target.
+func (s *source) catchUpTarget(ctx context.Context, log *slog.Logger) (uint64, error) {
+	var lsn pglogrepl.LSN
+	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+	}
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = local"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "SELECT pg_logical_emit_message(true, 'cdclake', 'catch-up')")
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		// the WAL writer still flushes every commit before the target
+		log.Warn("could not flush the source's WAL for catch-up; it ends once PostgreSQL flushes it", "err", err)
+	}
+	return uint64(lsn), nil
 }

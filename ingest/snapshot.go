@@ -17,6 +17,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdclake/cdclake/catalog"
@@ -558,7 +559,16 @@ func (s *source) publishedTables(ctx context.Context, publication string) ([]str
 // reload snapshots tables again while their changes may be streaming: a
 // temporary slot exports a snapshot at a new position, and the reloaded
 // rows (after a truncate marker) replace what the lake had before it.
+//
+// Each table's copy is recorded as running before the slot is created, at
+// a lower bound of the slot's position (pendingLSN): a reload
+// that stops before its snapshot is committed, or cannot get its slot, is
+// resumed by the next start (reloadUnfinished), and compaction holds below
+// it from the start.
 func (s *source) reload(ctx context.Context, sk *sink, reg *pgarrow.Registry, o Options, tables []string) error {
+	if err := s.markReload(ctx, sk.cat, o, tables); err != nil {
+		return err
+	}
 	repl, err := s.replication(ctx)
 	if err != nil {
 		return err
@@ -567,6 +577,10 @@ func (s *source) reload(ctx context.Context, sk *sink, reg *pgarrow.Registry, o 
 	slot := fmt.Sprintf("cdclake_reload_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
 		Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "EXPORT_SNAPSHOT"})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "53400" { // configuration_limit_exceeded
+		return fmt.Errorf("create temporary slot for the snapshot: %w (a reload needs one more replication slot and walsender than the sources: raise max_replication_slots and max_wal_senders; the next start resumes it)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("create temporary slot for the snapshot: %w", err)
 	}
@@ -577,7 +591,44 @@ func (s *source) reload(ctx context.Context, sk *sink, reg *pgarrow.Registry, o 
 	return s.snapshot(ctx, sk, reg, o, res.SnapshotName, uint64(lsn), tables, true)
 }
 
-// reloadUnfinished reloads the tables whose snapshot did not finish.
+// markReload records a running copy of each table (quoted schema.table),
+// at pendingLSN.
+func (s *source) markReload(ctx context.Context, cat *catalog.Catalog, o Options, tables []string) error {
+	lsn, err := s.pendingLSN(ctx)
+	if err != nil {
+		return err
+	}
+	for _, name := range tables {
+		var schema, table string
+		err := s.conn.QueryRow(ctx, `SELECT n.nspname, c.relname FROM pg_class c
+			JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass`, name).Scan(&schema, &table)
+		if err != nil {
+			return fmt.Errorf("look up table %s: %w", name, err)
+		}
+		err = cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: schema, Table: table,
+			State: catalog.SnapshotRunning, LSN: lsn, StartedAt: time.Now()})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pendingLSN is the position recorded for a copy before its slot exists,
+// a lower bound of the slot's position: that is the end of a WAL record
+// written after now, so past the current insert position, which is itself
+// past every change the stream has committed. Compaction holds below it.
+func (s *source) pendingLSN(ctx context.Context) (uint64, error) {
+	var lsn pglogrepl.LSN
+	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+	}
+	return uint64(lsn) + 1, nil
+}
+
+// reloadUnfinished reloads the tables whose snapshot did not finish. The
+// record of a table dropped since is retired (marked dropped), since its
+// rows can no longer be read.
 func (s *source) reloadUnfinished(ctx context.Context, sk *sink, reg *pgarrow.Registry, o Options) error {
 	snaps, err := sk.cat.Snapshots(ctx, o.Name)
 	if err != nil {
@@ -585,9 +636,23 @@ func (s *source) reloadUnfinished(ctx context.Context, sk *sink, reg *pgarrow.Re
 	}
 	var tables []string
 	for _, sn := range snaps {
-		if sn.State != catalog.SnapshotDone {
-			tables = append(tables, pgx.Identifier{sn.Schema, sn.Table}.Sanitize())
+		if sn.State != catalog.SnapshotRunning {
+			continue
 		}
+		name := pgx.Identifier{sn.Schema, sn.Table}.Sanitize()
+		var exists bool
+		if err := s.conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&exists); err != nil {
+			return fmt.Errorf("look up table %s: %w", name, err)
+		}
+		if !exists {
+			sn.State = catalog.SnapshotDropped
+			if err := sk.cat.PutSnapshot(ctx, sn); err != nil {
+				return err
+			}
+			o.Logger.Warn("a table whose snapshot did not finish no longer exists; its snapshot is retired", "table", sn.Schema+"."+sn.Table)
+			continue
+		}
+		tables = append(tables, name)
 	}
 	if len(tables) == 0 {
 		return nil

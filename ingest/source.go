@@ -80,7 +80,7 @@ func firstLine(s string) string {
 
 func redactErr(err error, url string) string {
 	msg := err.Error()
-	if i := strings.Index(url, "@"); i > 0 {
+	if i := strings.LastIndex(url, "@"); i > 0 { // a password may hold an unencoded @
 		msg = strings.ReplaceAll(msg, url[:i], "postgres://…")
 	}
 	return msg

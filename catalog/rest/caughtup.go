@@ -6,12 +6,14 @@ import (
 )
 
 // WALTracker derives SourceStatus.CaughtUpAt from samples of a source
-// server's WAL position (SELECT pg_current_wal_lsn()): a transaction that
-// committed before a sample was taken has its commit record below the
-// sampled position, so once the watermark reaches that position every such
-// transaction is in the lake. This is what lets the partitions of an idle
-// source close. Sample as often as partitions should be able to close (the
-// SourceStatus function can sample on each call). Safe for concurrent use.
+// server's WAL insert position (SELECT pg_current_wal_insert_lsn(), read
+// after the sample's time): a transaction that committed before a sample
+// was taken has its commit record below the sampled position (the write
+// position, pg_current_wal_lsn(), can miss a commit made with
+// synchronous_commit = off), so once the watermark reaches that position
+// every such transaction is in the lake. This is what lets the partitions
+// of an idle source close (cdclake run samples its sources). Sample as
+// often as partitions should be able to close. Safe for concurrent use.
 type WALTracker struct {
 	mu      sync.Mutex
 	samples []walSample // ascending in time and position

@@ -119,7 +119,7 @@ func (r *Reader) source(ctx context.Context, rec catalog.Source, snaps []catalog
 		if s.Snapshot == nil {
 			s.Snapshot = &SnapshotProgress{State: catalog.SnapshotDone, Tables: []TableSnapshot{}}
 		}
-		if ts.State != catalog.SnapshotDone {
+		if ts.State == catalog.SnapshotRunning { // not done, nor retired (dropped)
 			s.Snapshot.State = catalog.SnapshotRunning
 		}
 		s.Snapshot.Tables = append(s.Snapshot.Tables, TableSnapshot{Schema: ts.Schema, Table: ts.Table, State: ts.State,

@@ -41,7 +41,7 @@ type SnapshotProgress struct {
 type TableSnapshot struct {
 	Schema     string    `json:"schema"`
 	Table      string    `json:"table"`
-	State      string    `json:"state"`
+	State      string    `json:"state"` // running, done, or dropped (the table no longer exists)
 	Rows       int64     `json:"rows"`
 	Bytes      int64     `json:"bytes"`
 	TotalBytes int64     `json:"total_bytes"`

@@ -59,6 +59,12 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		superviseSources(gctx, cat, sources, slog.Default().With("component", "ingest"))
 		return nil
 	})
+	// the catalog API closes an idle source's hours once it is caught up
+	sampler := newWALSampler(sources, log)
+	g.Go(func() error {
+		sampler.run(gctx)
+		return nil
+	})
 	if cfg.Compaction.Interval > 0 {
 		comp := compact.New(cat, compact.Options{
 			Interval:           cfg.Compaction.Interval,
@@ -75,7 +81,7 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		if cfg.Catalog != "" {
 			args = append(args, "--catalog", cfg.Catalog)
 		}
-		g.Go(func() error { return (&serveCommand{}).Run(gctx, args) })
+		g.Go(func() error { return (&serveCommand{status: sampler.status}).Run(gctx, args) })
 	}
 	log.Info("running", "sources", len(sources), "compaction_interval", cfg.Compaction.Interval, "http", cfg.Serve.Addr, "pg", cfg.Serve.PGAddr)
 	err = g.Wait()

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/catalog/rest"
 	"github.com/cdclake/cdclake/dashboard"
 	"github.com/cdclake/cdclake/lake"
 	"github.com/cdclake/cdclake/query"
@@ -26,7 +27,12 @@ import (
 
 // serveCommand serves the lake: SQL and KPIs over HTTP, SQL over the
 // PostgreSQL wire protocol, and the routes other files mount.
-type serveCommand struct{}
+type serveCommand struct {
+	// status, when set, reports what the process running the sources
+	// knows (cdclake run: when each is caught up); cdclake serve alone
+	// knows only the catalog.
+	status func(ctx context.Context, src catalog.Source) (rest.SourceStatus, error)
+}
 
 func init() { commands["serve"] = func() command { return &serveCommand{} } }
 
@@ -40,6 +46,9 @@ type serveDeps struct {
 	Lake      lake.Location
 	Engine    *query.Engine
 	Logger    *slog.Logger
+	// SourceStatus is the catalog API's rest.Options.SourceStatus (nil:
+	// catalog facts only).
+	SourceStatus func(ctx context.Context, src catalog.Source) (rest.SourceStatus, error)
 }
 
 // serveMounts add routes to the cdclake serve mux, each from an init
@@ -93,7 +102,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	deps := serveDeps{Ctx: gctx, ChecksDir: *checksDir, Catalog: cat, Bucket: bucket, Lake: loc, Engine: eng, Logger: slog.Default()}
+	deps := serveDeps{Ctx: gctx, ChecksDir: *checksDir, Catalog: cat, Bucket: bucket, Lake: loc, Engine: eng, Logger: slog.Default(), SourceStatus: c.status}
 	for _, mount := range serveMounts {
 		if err := mount(mux, deps); err != nil {
 			return err

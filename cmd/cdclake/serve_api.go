@@ -12,7 +12,8 @@ import (
 func init() {
 	serveMounts = append(serveMounts, func(mux *http.ServeMux, d serveDeps) error {
 		api, err := rest.New(rest.Options{Catalog: d.Catalog, Bucket: d.Bucket, Location: d.Lake,
-			Token: os.Getenv(tokenEnv), Logger: d.Logger, Registerer: metricsRegistry, Gatherer: metricsRegistry})
+			Token: os.Getenv(tokenEnv), Logger: d.Logger, Registerer: metricsRegistry, Gatherer: metricsRegistry,
+			SourceStatus: d.SourceStatus})
 		if err != nil {
 			return err
 		}
