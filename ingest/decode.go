@@ -250,13 +250,16 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		}
 		rel.committed, rel.missing = committed, !exists
 	}
-	if d.primaryKey != nil {
+	// the key: the primary key, else the replica identity index; a table
+	// with REPLICA IDENTITY FULL and neither has none (the snapshot path
+	// uses the same lookup)
+	switch {
+	case d.primaryKey != nil:
 		var err error
 		if rel.keys, err = d.primaryKey(ctx, m.RelationID); err != nil {
 			return err
 		}
-	}
-	if len(rel.keys) == 0 {
+	case m.ReplicaIdentity != 'f':
 		rel.keys = identityColumns(rel)
 	}
 	d.rels[m.RelationID] = rel

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"reflect"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/cdclake/cdclake/compact"
+	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/query/internal/shoptest"
 )
@@ -222,4 +224,89 @@ func TestKeyChangeKeepsUnchangedToast(t *testing.T) {
 			checkWhole(t, e, s, "t", "compacted again", true)
 		})
 	}
+}
+
+// TestKeylessTable (issue 17, case 8): a table without a primary key
+// (REPLICA IDENTITY FULL) is a multiset. Whether the initial copy or the
+// stream created its changelog, it has no key; the fresh view holds every
+// row as often as the source does, duplicates included; compaction leaves
+// it alone (no snapshot table), so the view keeps agreeing after it.
+func TestKeylessTable(t *testing.T) {
+	pg := pgtest.Start(t)
+	loc := shoptest.FileLake(t)
+	ddl := func(table string) []string {
+		return []string{
+			"CREATE TABLE " + table + " (msg text, n int, big text)",
+			"ALTER TABLE " + table + " ALTER COLUMN big SET STORAGE EXTERNAL",
+			"ALTER TABLE " + table + " REPLICA IDENTITY FULL",
+		}
+	}
+	big := "(SELECT string_agg(md5(random()::text || i), '') FROM generate_series(1, 100) i)"
+	dup := func(table string) string {
+		return "INSERT INTO " + table + " SELECT 'x', 1, b FROM " + big + " s(b), generate_series(1, 3); INSERT INTO " + table + " VALUES ('y', 2, 'small'), ('y', 2, 'small')"
+	}
+	one := func(table, where string) string {
+		return "(SELECT ctid FROM " + table + " WHERE " + where + " LIMIT 1)"
+	}
+	pg.CreateDB(t, "keyless")
+	pg.Exec(t, "keyless", ddl("copied")...)
+	pg.Exec(t, "keyless", dup("copied")) // before the first ingest: the initial copy
+	s := shoptest.Attach(t, pg, "keyless", loc.URL(), nil)
+	pg.Exec(t, "keyless", ddl("streamed")...)
+	pg.Exec(t, "keyless", dup("streamed"))
+	for _, table := range []string{"copied", "streamed"} {
+		pg.Exec(t, "keyless", dup(table),
+			"DELETE FROM "+table+" WHERE ctid = "+one(table, "msg = 'x'"),           // one of the duplicates
+			"UPDATE "+table+" SET n = n + 10 WHERE ctid = "+one(table, "msg = 'x'"), // big unchanged (TOAST)
+			"UPDATE "+table+" SET msg = 'z' WHERE ctid = "+one(table, "msg = 'y'"),
+			"INSERT INTO "+table+" VALUES (NULL, NULL, NULL), (NULL, NULL, NULL)")
+	}
+	s.CatchUp(t)
+	e := openEngine(t, s.Cat, Options{Lake: loc})
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		for _, table := range []string{"copied", "streamed"} {
+			q := "SELECT msg, n, md5(big) FROM public." + table
+			want := shoptest.PGRows(t, s.URL, q)
+			res, err := e.Query(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := resultRows(res)
+			res.Release()
+			sortRows(got)
+			sortRows(want)
+			if len(want) < 10 {
+				t.Fatalf("source %s has %d rows; the test wants duplicates", table, len(want))
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: fresh view public.%s (%d rows):\n%s\nsource (%d rows):\n%s", when, table, len(got), head(got), len(want), head(want))
+			}
+		}
+	}
+	check("streamed")
+	for _, table := range []string{"copied", "streamed"} {
+		tbl, err := s.Cat.Iceberg().LoadTable(ctx, ingest.Ident(s.DB, "public", table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		if err := json.Unmarshal([]byte(tbl.Properties()[ingest.PropPrimaryKey]), &keys); err != nil || len(keys) != 0 {
+			t.Errorf("changelog of %s: %s = %q (%v), want no key", table, ingest.PropPrimaryKey, tbl.Properties()[ingest.PropPrimaryKey], err)
+		}
+	}
+	if _, err := compact.New(s.Cat, compact.Options{}).RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"copied", "streamed"} {
+		if _, err := s.Cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(s.DB, "public", table)); err == nil {
+			t.Errorf("compaction made a snapshot table of the keyless %s", table)
+		}
+	}
+	check("after compaction")
+}
+
+func sortRows(rows [][]string) {
+	slices.SortFunc(rows, func(a, b []string) int { return strings.Compare(strings.Join(a, "\x00"), strings.Join(b, "\x00")) })
 }

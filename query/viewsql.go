@@ -30,7 +30,8 @@ type viewSpec struct {
 	Source []column
 	// Meta lists the changelog's metadata columns (_cdc_*).
 	Meta []column
-	// Keys are the primary-key columns; empty means every source column.
+	// Keys are the primary-key columns; empty means a table without a
+	// key, whose rows are a multiset (multisetSQL).
 	Keys []string
 	// AllChanges are the local paths of every changelog file.
 	AllChanges []string
@@ -104,12 +105,10 @@ func changesSQL(v viewSpec) string {
 // joins). The changelog and snapshot scans are inlined (not
 // materialized), so projections and filters reach the Parquet readers.
 func currentSQL(v viewSpec) string {
-	keys := v.Keys
-	if len(keys) == 0 {
-		for _, c := range v.Source {
-			keys = append(keys, c.Name)
-		}
+	if len(v.Keys) == 0 {
+		return multisetSQL(v)
 	}
+	keys := v.Keys
 	isKey := map[string]bool{}
 	for _, k := range keys {
 		isKey[k] = true
@@ -216,6 +215,51 @@ func currentSQL(v viewSpec) string {
 	b.WriteString("SELECT " + prefixed("live.", src) + ", live." + colLSN + " FROM live ANTI JOIN multi ON " + on("live", "multi") +
 		" WHERE live." + colOp + " <> 'd'\nUNION ALL ")
 	b.WriteString("SELECT " + srcList + ", " + colLSN + " FROM m WHERE _op <> 'd'")
+	return b.String()
+}
+
+// multisetSQL is the body of the <table> view of a table without a key
+// (REPLICA IDENTITY FULL, no primary key): its rows are a multiset, so
+// each row counts: an insert or copied row adds one of its value, a delete
+// (the whole old row) removes one, and an update is a delete of the old
+// row then an insert of the new one (ingest writes it so). An update's
+// column PostgreSQL did not send (unchanged TOAST) is the old row's, from
+// the delete just before it. The result holds each row as many times as
+// the source does, duplicates included.
+func multisetSQL(v viewSpec) string {
+	src := make([]string, len(v.Source))
+	for i, c := range v.Source {
+		src[i] = quoteIdent(c.Name)
+	}
+	w := strconv.FormatInt(v.Watermark, 10)
+	var b strings.Builder
+	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	if v.HasSnapshot {
+		b.WriteString(" WHERE " + colLSN + " >= " + w)
+	}
+	b.WriteString("),\n")
+	b.WriteString("tr AS (SELECT " + colLSN + " AS tl, " + colSeq + " AS ts FROM c WHERE " + colOp +
+		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
+	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
+		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
+	filled := make([]string, len(v.Source))
+	for i, c := range v.Source {
+		q := quoteIdent(c.Name)
+		filled[i] = fmt.Sprintf("CASE WHEN list_contains(coalesce(live.%s, []::VARCHAR[]), %s) THEN d.%s ELSE live.%s END AS %s",
+			colUnchanged, quoteString(c.Name), q, q, q)
+	}
+	b.WriteString("ev AS (SELECT " + strings.Join(filled, ", ") + ", CASE WHEN live." + colOp + " = 'd' THEN -1 ELSE 1 END AS _w, live." + colLSN +
+		" FROM live LEFT JOIN live d ON live." + colOp + " = 'u' AND d." + colOp + " = 'd' AND d." + colLSN + " = live." + colLSN +
+		" AND d." + colSeq + " = live." + colSeq + " - 1 AND len(coalesce(live." + colUnchanged + ", []::VARCHAR[])) > 0")
+	if v.HasSnapshot {
+		snapCols := append(append([]column{}, v.Source...), column{colLSN, "BIGINT"})
+		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + colLSN + " FROM " + relation(snapCols, v.Snapshot) +
+			" WHERE NOT EXISTS (SELECT 1 FROM tr)")
+	}
+	b.WriteString("),\n")
+	b.WriteString("n AS (SELECT " + strings.Join(src, ", ") + ", sum(_w) AS _n, max(" + colLSN + ") FILTER (WHERE _w > 0) AS " + colLSN +
+		" FROM ev GROUP BY ALL HAVING sum(_w) > 0)\n")
+	b.WriteString("SELECT " + strings.Join(src, ", ") + ", " + colLSN + " FROM (SELECT *, unnest(range(_n::BIGINT)) FROM n)")
 	return b.String()
 }
 

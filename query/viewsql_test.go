@@ -172,6 +172,17 @@ func TestCurrentSQL(t *testing.T) {
 			{{op: "c", lsn: 10, id: 1, name: "a"}, {op: "c", lsn: 10, seq: 1, id: 1, name: "b"}},
 			{{op: "d", lsn: 20, id: 1, name: "a"}, {op: "u", lsn: 20, seq: 1, id: 1, name: "c"}},
 		}, want: []string{"1|b|NULL|10", "1|c|NULL|20"}},
+		{name: "no primary key: duplicates count", noKeys: true, files: [][]chg{
+			{{op: "r", lsn: 5, id: 1, name: "a"}, {op: "c", lsn: 10, id: 1, name: "a"}, {op: "c", lsn: 10, seq: 1, id: 1, name: "a"}},
+			{{op: "d", lsn: 20, id: 1, name: "a"}},
+		}, want: []string{"1|a|NULL|10", "1|a|NULL|10"}},
+		{name: "no primary key: an update's unchanged column is the old row's", noKeys: true, files: [][]chg{
+			{{op: "c", lsn: 10, id: 1, name: "a", note: big}, {op: "c", lsn: 10, seq: 1, id: 1, name: "a", note: big}},
+			{{op: "d", lsn: 20, id: 1, name: "a", note: big}, {op: "u", lsn: 20, seq: 1, id: 1, name: "b", unchanged: []string{"note"}}},
+		}, want: []string{"1|a|big value|10", "1|b|big value|20"}},
+		{name: "no primary key: snapshot rows count", noKeys: true, snap: []snap{{1, "a", 5}, {1, "a", 5}}, w: 100, files: [][]chg{
+			{{op: "d", lsn: 100, id: 1, name: "a"}, {op: "c", lsn: 110, id: 2, name: "b"}},
+		}, want: []string{"1|a|NULL|5", "2|b|NULL|110"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
