@@ -32,10 +32,8 @@ func identityDDL(table, identity string) []string {
 // bigRows inserts rows with ids lo..hi and a different ~3 kB big each.
 func bigRows(table string, lo, hi int) string {
 	return "INSERT INTO " + table + " SELECT g, (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 100) i), 'v' || g, g FROM generate_series(" +
-		itoa(lo) + ", " + itoa(hi) + ") g"
+		strconv.Itoa(lo) + ", " + strconv.Itoa(hi) + ") g"
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 const identityQuery = "SELECT id, md5(big), val, n FROM public.%s ORDER BY id"
 
