@@ -157,7 +157,6 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 	}
 	f.keys = make(map[string]*version, len(order)/2)
 	slab := make([]version, len(order))
-	var prevKey string
 	var prevVer *version
 	for p, i := range order {
 		op := cs.op.Value(int(i))
@@ -168,12 +167,14 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 		v := &slab[p]
 		*v = version{row: i, first: arena.first[p]}
 		// the 'd' just before in the same transaction, when the change
-		// moved a row from another key
+		// moved a row from another key (or, as ingest wrote every update
+		// under REPLICA IDENTITY FULL before it compared primary keys, from
+		// the same key): the old row's values, then those before it
 		var moved *version
-		if p > 0 && prevVer != nil && prevVer.deleted && prevKey != key {
+		if p > 0 && prevVer != nil && prevVer.deleted {
 			j := int(order[p-1])
 			if cs.lsn.Value(j) == cs.lsn.Value(int(i)) && cs.seq.Value(j) == cs.seq.Value(int(i))-1 {
-				moved = prevVer.x.prev
+				moved = prevVer
 			}
 		}
 		cur := f.keys[key]
@@ -202,7 +203,8 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 			}
 		case ingest.OpDelete:
 			v.deleted = true
-			v.x = &versionExtra{}
+			// a key-only delete names the columns it lacks
+			v.x = &versionExtra{unsent: unsentCols(cs, int(i), colIdx)}
 			switch {
 			case cur != nil && !cur.deleted:
 				v.x.prev = cur
@@ -213,7 +215,7 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 			return nil, fmt.Errorf("change with unknown %s %q at lsn %d", ingest.ColOp, op, cs.lsn.Value(int(i)))
 		}
 		f.keys[key] = v
-		prevKey, prevVer = key, v
+		prevVer = v
 		f.rows++
 	}
 	return f, nil

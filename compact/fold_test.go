@@ -157,6 +157,19 @@ func TestApplyChanges(t *testing.T) {
 			{Op: "d", LSN: 10, Seq: 0, ID: 1, Big: "-", Val: "-", Unsent: key},
 			{Op: "u", LSN: 10, Seq: 1, ID: 2, Big: "-", Val: "b2", Unsent: []string{"big"}},
 		}, []row{{2, "B2", "b2", 10}, {3, "B3", "c", 5}}},
+		{"REPLICA IDENTITY FULL: delete and update of the same key keep unchanged TOAST", base, []chg{
+			// as ingest wrote every update of a FULL table before it
+			// compared primary keys: the old row whole, then the new one
+			{Op: "d", LSN: 10, Seq: 0, ID: 2, Big: "B2", Val: "b"},
+			{Op: "u", LSN: 10, Seq: 1, ID: 2, Big: "-", Val: "b2", Unsent: []string{"big"}},
+			{Op: "c", LSN: 11, Seq: 0, ID: 5, Big: "B5", Val: "e"},
+			{Op: "d", LSN: 12, Seq: 0, ID: 5, Big: "B5", Val: "e"},
+			{Op: "u", LSN: 12, Seq: 1, ID: 5, Big: "-", Val: "e2", Unsent: []string{"big"}},
+		}, []row{{1, "B1", "a", 5}, {2, "B2", "b2", 10}, {3, "B3", "c", 5}, {5, "B5", "e2", 12}}},
+		{"REPLICA IDENTITY FULL: key change takes the old row's values", nil, []chg{
+			{Op: "d", LSN: 10, Seq: 0, ID: 2, Big: "OLD", Val: "b"},
+			{Op: "u", LSN: 10, Seq: 1, ID: 7, Big: "-", Val: "moved", Unsent: []string{"big"}},
+		}, []row{{7, "OLD", "moved", 10}}},
 		{"truncate drops the snapshot and earlier changes", base, []chg{
 			{Op: "c", LSN: 10, ID: 5, Big: "B5", Val: "e"},
 			{Op: "t", LSN: 11, Big: "-", Val: "-"},

@@ -157,9 +157,10 @@ func (d *decoder) handle(ctx context.Context, msg pglogrepl.Message) error {
 		if !ok {
 			return fmt.Errorf("update for unknown relation %d", m.RelationID)
 		}
-		if m.OldTuple != nil && keyChanged(rel, m.OldTuple, m.NewTuple) {
+		keyOnly := m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
+		if m.OldTuple != nil && keyChanged(rel, m.OldTuple, m.NewTuple, keyOnly) {
 			// the row left its old key: a delete of the old key first
-			if err := d.row(m.RelationID, OpDelete, m.OldTuple, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey); err != nil {
+			if err := d.row(m.RelationID, OpDelete, m.OldTuple, keyOnly); err != nil {
 				return err
 			}
 		}
@@ -176,15 +177,35 @@ func (d *decoder) handle(ctx context.Context, msg pglogrepl.Message) error {
 	return nil
 }
 
-// keyChanged reports whether an update's old tuple has other key values
-// than its new tuple.
-func keyChanged(rel *relation, old, nu *pglogrepl.TupleData) bool {
-	for i, c := range rel.cols {
-		if !c.key || i >= len(old.Columns) || i >= len(nu.Columns) {
+// keyChanged reports whether an update moved a row to another key: whether
+// the old tuple has other values than the new one in the table's key
+// columns (rel.keys: the primary key, else the replica identity). Under
+// REPLICA IDENTITY FULL the old tuple holds every column, so the identity
+// flags cannot tell; a key-only old tuple holds the identity columns only,
+// so only the key columns among them are compared (all identity columns
+// when none is).
+func keyChanged(rel *relation, old, nu *pglogrepl.TupleData, keyOnly bool) bool {
+	isKey := make(map[string]bool, len(rel.keys))
+	for _, k := range rel.keys {
+		isKey[k] = true
+	}
+	compare := func(i int) bool {
+		c := rel.cols[i]
+		return isKey[c.name] && (!keyOnly || c.key)
+	}
+	some := false
+	for i := range rel.cols {
+		some = some || compare(i)
+	}
+	if !some {
+		compare = func(i int) bool { return rel.cols[i].key }
+	}
+	for i := range rel.cols {
+		if !compare(i) || i >= len(old.Columns) || i >= len(nu.Columns) {
 			continue
 		}
 		o, n := old.Columns[i], nu.Columns[i]
-		if n.DataType == pglogrepl.TupleDataTypeToast {
+		if n.DataType == pglogrepl.TupleDataTypeToast || o.DataType == pglogrepl.TupleDataTypeToast {
 			continue
 		}
 		if o.DataType != n.DataType || string(o.Data) != string(n.Data) {
@@ -229,13 +250,16 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		}
 		rel.committed, rel.missing = committed, !exists
 	}
-	if d.primaryKey != nil {
+	// the key: the primary key, else the replica identity index; a table
+	// with REPLICA IDENTITY FULL and neither has none (the snapshot path
+	// uses the same lookup)
+	switch {
+	case d.primaryKey != nil:
 		var err error
 		if rel.keys, err = d.primaryKey(ctx, m.RelationID); err != nil {
 			return err
 		}
-	}
-	if len(rel.keys) == 0 {
+	case m.ReplicaIdentity != 'f':
 		rel.keys = identityColumns(rel)
 	}
 	d.rels[m.RelationID] = rel

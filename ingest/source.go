@@ -114,13 +114,19 @@ func (s *source) check(ctx context.Context, tables []string) error {
 	return nil
 }
 
-// primaryKey returns the primary key columns of a table, in key order
-// (none when it has no primary key).
+// primaryKey returns the key columns of a table, in key order: its
+// primary key, else the index of REPLICA IDENTITY USING INDEX (unique, not
+// null); none for a table without either (REPLICA IDENTITY FULL), whose
+// rows are a multiset. Ingest's streaming and snapshot paths both key
+// tables by it.
 func (s *source) primaryKey(ctx context.Context, relid uint32) ([]string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT a.attname FROM pg_index i
-		JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true
-		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n`, relid)
+	rows, err := s.conn.Query(ctx, `WITH ix AS (
+			SELECT indkey FROM pg_index WHERE indrelid = $1 AND (indisprimary OR indisreplident)
+			ORDER BY indisprimary DESC LIMIT 1)
+		SELECT a.attname FROM ix
+		JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY k(attnum, n) ON true
+		JOIN pg_attribute a ON a.attrelid = $1 AND a.attnum = k.attnum
+		ORDER BY k.n`, relid)
 	if err != nil {
 		return nil, fmt.Errorf("look up primary key of relation %d: %w", relid, err)
 	}

@@ -30,7 +30,8 @@ type viewSpec struct {
 	Source []column
 	// Meta lists the changelog's metadata columns (_cdc_*).
 	Meta []column
-	// Keys are the primary-key columns; empty means every source column.
+	// Keys are the primary-key columns; empty means a table without a
+	// key, whose rows are a multiset (multisetSQL).
 	Keys []string
 	// AllChanges are the local paths of every changelog file.
 	AllChanges []string
@@ -89,6 +90,13 @@ func changesSQL(v viewSpec) string {
 //     drops the row.
 //   - A column named in _cdc_unchanged was not sent: it keeps the value of
 //     the latest earlier version that had it (change or snapshot row).
+//   - A key change is a delete of the old key and, next in the same
+//     transaction, an update of the new one. When that update did not send
+//     a column (unchanged TOAST), the value is the old key's: the rows of
+//     the old key's last life before the move count as earlier versions of
+//     the new key (mv, anc), through any number of moves, as compaction's
+//     fold does. An update of a key that was live before is no move (a
+//     delete of one row then an update of another in one transaction).
 //
 // Most keys change once between compactions (and every key of an initial
 // copy appears once), so only keys with several changes or with unchanged
@@ -97,12 +105,10 @@ func changesSQL(v viewSpec) string {
 // joins). The changelog and snapshot scans are inlined (not
 // materialized), so projections and filters reach the Parquet readers.
 func currentSQL(v viewSpec) string {
-	keys := v.Keys
-	if len(keys) == 0 {
-		for _, c := range v.Source {
-			keys = append(keys, c.Name)
-		}
+	if len(v.Keys) == 0 {
+		return multisetSQL(v)
 	}
+	keys := v.Keys
 	isKey := map[string]bool{}
 	for _, k := range keys {
 		isKey[k] = true
@@ -125,8 +131,16 @@ func currentSQL(v viewSpec) string {
 	srcList, keyList := strings.Join(src, ", "), strings.Join(qk, ", ")
 	w := strconv.FormatInt(v.Watermark, 10)
 
+	// key columns of a move's old key, in the move CTEs
+	from := make([]string, len(keys))
+	for i := range keys {
+		from[i] = quoteIdent(fmt.Sprintf("_cdc_from%d", i))
+	}
+	onFrom := func(l, r string) string { return onFromKeys(l, r, qk, from) } // l's keys equal r's old keys
+	fromList := strings.Join(from, ", ")
+
 	var b strings.Builder
-	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	b.WriteString("WITH RECURSIVE c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
 	if v.HasSnapshot {
 		b.WriteString(" WHERE " + colLSN + " >= " + w)
 	}
@@ -135,8 +149,18 @@ func currentSQL(v viewSpec) string {
 		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
 	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
 		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
+	// possible moves: an update with unsent columns right after a delete
+	// of another key in its transaction
+	oldKeys := make([]string, len(qk))
+	for i, k := range qk {
+		oldKeys[i] = "d." + k + " AS " + from[i]
+	}
+	b.WriteString("mc AS (SELECT " + prefixed("u.", qk) + ", " + strings.Join(oldKeys, ", ") + ", (u." + colLSN + "::HUGEINT << 64) + u." + colSeq +
+		" AS _cdc_mo FROM live u JOIN live d ON d." + colLSN + " = u." + colLSN + " AND d." + colSeq + " = u." + colSeq + " - 1" +
+		" WHERE u." + colOp + " = 'u' AND len(coalesce(u." + colUnchanged + ", []::VARCHAR[])) > 0 AND d." + colOp + " = 'd' AND NOT (" + on("u", "d") + ")),\n")
 	b.WriteString("multi AS (SELECT " + keyList + " FROM live GROUP BY " + keyList +
-		" HAVING count(*) > 1 OR bool_or(len(coalesce(" + colUnchanged + ", []::VARCHAR[])) > 0)),\n")
+		" HAVING count(*) > 1 OR bool_or(len(coalesce(" + colUnchanged + ", []::VARCHAR[])) > 0)" +
+		" UNION SELECT " + fromList + " FROM mc),\n")
 	if v.HasSnapshot {
 		snapCols := make([]column, 0, len(v.Source)+1)
 		snapCols = append(snapCols, v.Source...)
@@ -151,6 +175,28 @@ func currentSQL(v viewSpec) string {
 			", NULL::VARCHAR[], s." + colLSN + "::HUGEINT << 64 FROM s SEMI JOIN multi ON " + on("s", "multi"))
 	}
 	b.WriteString("),\n")
+	// the moves: the new key had no live row just before
+	b.WriteString("mv AS (SELECT mc.* FROM mc LEFT JOIN o ON " + on("o", "mc") + " AND o._o < mc._cdc_mo GROUP BY ALL" +
+		" HAVING coalesce(arg_max(o." + colOp + ", o._o), 'd') = 'd'),\n")
+	// each move with the one before it into its old key (_cdc_lo)
+	b.WriteString("mvx AS (SELECT g.*, max(h._cdc_mo) AS _cdc_lo FROM mv g LEFT JOIN mv h ON " + onFrom("h", "g") +
+		" AND h._cdc_mo < g._cdc_mo GROUP BY ALL),\n")
+	// (key, old key, lo, hi): the old key's rows in [lo, hi) are earlier
+	// versions of the key's row
+	b.WriteString("anc AS (SELECT " + keyList + ", " + keyList2(qk, from) + ", max(_cdc_mo) AS _cdc_lo, NULL::HUGEINT AS _cdc_hi FROM mv GROUP BY " + keyList +
+		"\n  UNION ALL SELECT " + prefixed("anc.", qk) + ", " + prefixed("x.", from) + ", x._cdc_lo, x._cdc_mo FROM anc JOIN mvx x ON " +
+		onFrom("x", "anc") + " AND x._cdc_mo = anc._cdc_lo),\n")
+	moved := make([]string, len(v.Source))
+	for i, c := range v.Source {
+		if isKey[c.Name] {
+			moved[i] = "anc." + quoteIdent(c.Name)
+		} else {
+			moved[i] = "o." + quoteIdent(c.Name)
+		}
+	}
+	b.WriteString("o2 AS (SELECT o.* FROM o ANTI JOIN (SELECT DISTINCT " + keyList + " FROM mv) g ON " + on("o", "g") +
+		"\n  UNION ALL SELECT " + strings.Join(moved, ", ") + ", o." + colOp + ", o." + colLSN + ", o." + colUnchanged + ", o._o FROM anc JOIN o ON " +
+		onFrom("o", "anc") + " AND (anc._cdc_lo IS NULL OR o._o >= anc._cdc_lo) AND (anc._cdc_hi IS NULL OR o._o < anc._cdc_hi)),\n")
 	sel := append([]string{}, qk...)
 	for _, c := range v.Source {
 		if isKey[c.Name] {
@@ -161,7 +207,7 @@ func currentSQL(v viewSpec) string {
 			q, colUnchanged, quoteString(c.Name), q))
 	}
 	sel = append(sel, "arg_max("+colOp+", _o) AS _op", "max("+colLSN+") AS "+colLSN)
-	b.WriteString("m AS (SELECT " + strings.Join(sel, ", ") + " FROM o GROUP BY " + keyList + ")\n")
+	b.WriteString("m AS (SELECT " + strings.Join(sel, ", ") + " FROM o2 GROUP BY " + keyList + ")\n")
 	if v.HasSnapshot {
 		b.WriteString("SELECT " + prefixed("s.", src) + ", s." + colLSN + " FROM s ANTI JOIN (SELECT DISTINCT " + keyList +
 			" FROM live) k ON " + on("s", "k") + "\nUNION ALL ")
@@ -170,6 +216,69 @@ func currentSQL(v viewSpec) string {
 		" WHERE live." + colOp + " <> 'd'\nUNION ALL ")
 	b.WriteString("SELECT " + srcList + ", " + colLSN + " FROM m WHERE _op <> 'd'")
 	return b.String()
+}
+
+// multisetSQL is the body of the <table> view of a table without a key
+// (REPLICA IDENTITY FULL, no primary key): its rows are a multiset, so
+// each row counts: an insert or copied row adds one of its value, a delete
+// (the whole old row) removes one, and an update is a delete of the old
+// row then an insert of the new one (ingest writes it so). An update's
+// column PostgreSQL did not send (unchanged TOAST) is the old row's, from
+// the delete just before it. The result holds each row as many times as
+// the source does, duplicates included.
+func multisetSQL(v viewSpec) string {
+	src := make([]string, len(v.Source))
+	for i, c := range v.Source {
+		src[i] = quoteIdent(c.Name)
+	}
+	w := strconv.FormatInt(v.Watermark, 10)
+	var b strings.Builder
+	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	if v.HasSnapshot {
+		b.WriteString(" WHERE " + colLSN + " >= " + w)
+	}
+	b.WriteString("),\n")
+	b.WriteString("tr AS (SELECT " + colLSN + " AS tl, " + colSeq + " AS ts FROM c WHERE " + colOp +
+		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
+	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
+		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
+	filled := make([]string, len(v.Source))
+	for i, c := range v.Source {
+		q := quoteIdent(c.Name)
+		filled[i] = fmt.Sprintf("CASE WHEN list_contains(coalesce(live.%s, []::VARCHAR[]), %s) THEN d.%s ELSE live.%s END AS %s",
+			colUnchanged, quoteString(c.Name), q, q, q)
+	}
+	b.WriteString("ev AS (SELECT " + strings.Join(filled, ", ") + ", CASE WHEN live." + colOp + " = 'd' THEN -1 ELSE 1 END AS _w, live." + colLSN +
+		" FROM live LEFT JOIN live d ON live." + colOp + " = 'u' AND d." + colOp + " = 'd' AND d." + colLSN + " = live." + colLSN +
+		" AND d." + colSeq + " = live." + colSeq + " - 1 AND len(coalesce(live." + colUnchanged + ", []::VARCHAR[])) > 0")
+	if v.HasSnapshot {
+		snapCols := append(append([]column{}, v.Source...), column{colLSN, "BIGINT"})
+		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + colLSN + " FROM " + relation(snapCols, v.Snapshot) +
+			" WHERE NOT EXISTS (SELECT 1 FROM tr)")
+	}
+	b.WriteString("),\n")
+	b.WriteString("n AS (SELECT " + strings.Join(src, ", ") + ", sum(_w) AS _n, max(" + colLSN + ") FILTER (WHERE _w > 0) AS " + colLSN +
+		" FROM ev GROUP BY ALL HAVING sum(_w) > 0)\n")
+	b.WriteString("SELECT " + strings.Join(src, ", ") + ", " + colLSN + " FROM (SELECT *, unnest(range(_n::BIGINT)) FROM n)")
+	return b.String()
+}
+
+// keyList2 lists the key columns as the old-key columns: "k" AS "_cdc_from0".
+func keyList2(qk, from []string) string {
+	out := make([]string, len(qk))
+	for i, k := range qk {
+		out[i] = k + " AS " + from[i]
+	}
+	return strings.Join(out, ", ")
+}
+
+// onFromKeys joins l's keys with r's old keys (r's from columns).
+func onFromKeys(l, r string, qk, from []string) string {
+	parts := make([]string, len(qk))
+	for i, k := range qk {
+		parts[i] = fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s.%s", l, k, r, from[i])
+	}
+	return strings.Join(parts, " AND ")
 }
 
 func prefixed(p string, names []string) string {

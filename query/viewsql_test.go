@@ -126,6 +126,30 @@ func TestCurrentSQL(t *testing.T) {
 			{{op: "c", lsn: 10, id: 2, name: "two"}},
 			{{op: "d", lsn: 20, seq: 0, id: 2, unchanged: []string{"name", "note"}}, {op: "u", lsn: 20, seq: 1, id: 4, name: "two"}},
 		}, want: []string{"4|two|NULL|20"}},
+		{name: "key change keeps an unchanged column of the old key", files: [][]chg{
+			{{op: "c", lsn: 10, id: 2, name: "two", note: big}},
+			{{op: "d", lsn: 20, seq: 0, id: 2, unchanged: []string{"name", "note"}}, {op: "u", lsn: 20, seq: 1, id: 4, name: "four", unchanged: []string{"note"}}},
+		}, want: []string{"4|four|big value|20"}},
+		{name: "key changes in a chain, from the snapshot", snap: []snap{{1, "a", 5}, {2, "b", 5}}, w: 100, files: [][]chg{
+			{{op: "d", lsn: 100, seq: 0, id: 1, unchanged: []string{"name", "note"}}, {op: "u", lsn: 100, seq: 1, id: 7, note: "n", unchanged: []string{"name"}}},
+			{{op: "u", lsn: 110, id: 7, note: "n2", unchanged: []string{"name"}}},
+			{{op: "d", lsn: 120, seq: 0, id: 7, unchanged: []string{"name", "note"}}, {op: "u", lsn: 120, seq: 1, id: 8, unchanged: []string{"name", "note"}}},
+		}, want: []string{"2|b|NULL|5", "8|a|n2|120"}},
+		{name: "key change into a key deleted before takes the moved row's values", snap: []snap{{1, "a", 5}, {2, "b", 5}}, w: 100, files: [][]chg{
+			{{op: "d", lsn: 100, id: 2, name: "b"}}, // REPLICA IDENTITY FULL: the whole old row
+			{{op: "d", lsn: 110, seq: 0, id: 1, name: "a"}, {op: "u", lsn: 110, seq: 1, id: 2, note: "x", unchanged: []string{"name"}}},
+		}, want: []string{"2|a|x|110"}},
+		{name: "key moved away and back", files: [][]chg{
+			{{op: "c", lsn: 10, id: 1, name: "a", note: big}},
+			{{op: "d", lsn: 20, seq: 0, id: 1, unchanged: []string{"name", "note"}}, {op: "u", lsn: 20, seq: 1, id: 9, name: "a9", unchanged: []string{"note"}}},
+			{{op: "d", lsn: 30, seq: 0, id: 9, unchanged: []string{"name", "note"}}, {op: "u", lsn: 30, seq: 1, id: 1, name: "a1", unchanged: []string{"note"}}},
+		}, want: []string{"1|a1|big value|30"}},
+		{name: "a delete then an update of another row is no key change", snap: []snap{{1, "a", 5}, {2, "b", 5}}, w: 100, files: [][]chg{
+			{{op: "d", lsn: 100, seq: 0, id: 1, name: "a"}, {op: "u", lsn: 100, seq: 1, id: 2, note: "x", unchanged: []string{"name"}}},
+		}, want: []string{"2|b|x|100"}},
+		{name: "REPLICA IDENTITY FULL: delete and update of the same key", snap: []snap{{1, "a", 5}}, w: 100, files: [][]chg{
+			{{op: "d", lsn: 100, seq: 0, id: 1, name: "a"}, {op: "u", lsn: 100, seq: 1, id: 1, note: "x", unchanged: []string{"name"}}},
+		}, want: []string{"1|a|x|100"}},
 		{name: "delete then insert again", files: [][]chg{
 			{{op: "c", lsn: 10, id: 1, name: "old"}, {op: "d", lsn: 20, id: 1}, {op: "c", lsn: 30, id: 1, name: "new"}},
 		}, want: []string{"1|new|NULL|30"}},
@@ -148,6 +172,17 @@ func TestCurrentSQL(t *testing.T) {
 			{{op: "c", lsn: 10, id: 1, name: "a"}, {op: "c", lsn: 10, seq: 1, id: 1, name: "b"}},
 			{{op: "d", lsn: 20, id: 1, name: "a"}, {op: "u", lsn: 20, seq: 1, id: 1, name: "c"}},
 		}, want: []string{"1|b|NULL|10", "1|c|NULL|20"}},
+		{name: "no primary key: duplicates count", noKeys: true, files: [][]chg{
+			{{op: "r", lsn: 5, id: 1, name: "a"}, {op: "c", lsn: 10, id: 1, name: "a"}, {op: "c", lsn: 10, seq: 1, id: 1, name: "a"}},
+			{{op: "d", lsn: 20, id: 1, name: "a"}},
+		}, want: []string{"1|a|NULL|10", "1|a|NULL|10"}},
+		{name: "no primary key: an update's unchanged column is the old row's", noKeys: true, files: [][]chg{
+			{{op: "c", lsn: 10, id: 1, name: "a", note: big}, {op: "c", lsn: 10, seq: 1, id: 1, name: "a", note: big}},
+			{{op: "d", lsn: 20, id: 1, name: "a", note: big}, {op: "u", lsn: 20, seq: 1, id: 1, name: "b", unchanged: []string{"note"}}},
+		}, want: []string{"1|a|big value|10", "1|b|big value|20"}},
+		{name: "no primary key: snapshot rows count", noKeys: true, snap: []snap{{1, "a", 5}, {1, "a", 5}}, w: 100, files: [][]chg{
+			{{op: "d", lsn: 100, id: 1, name: "a"}, {op: "c", lsn: 110, id: 2, name: "b"}},
+		}, want: []string{"1|a|NULL|5", "2|b|NULL|110"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
