@@ -59,7 +59,8 @@ type relation struct {
 type relColumn struct {
 	name string
 	oid  uint32
-	key  bool // part of the replica identity
+	mod  int32 // type modifier
+	key  bool  // part of the replica identity
 	dec  *pgarrow.Column
 }
 
@@ -89,6 +90,8 @@ type tx struct {
 type decoder struct {
 	reg        *pgarrow.Registry
 	primaryKey func(ctx context.Context, relid uint32) ([]string, error)
+	// attributes looks up the catalog's column attributes (defaults).
+	attributes func(ctx context.Context, relid uint32) (map[string]attribute, error)
 	lookup     func(ctx context.Context, schema, name string) (committed uint64, exists bool, err error)
 	// onNew is called for a table that has no changelog in the lake yet.
 	onNew   func(schema, name string)
@@ -194,16 +197,37 @@ func keyChanged(rel *relation, old, nu *pglogrepl.TupleData) bool {
 	return false
 }
 
+// catalogTimeout bounds the catalog look-ups a Relation message makes
+// (they hold up the stream).
+const catalogTimeout = 30 * time.Second
+
 func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	ctx, cancel := context.WithTimeout(ctx, catalogTimeout)
+	defer cancel()
 	rel := &relation{id: m.RelationID, schema: m.Namespace, name: m.RelationName}
+	var attrs map[string]attribute
+	if d.attributes != nil {
+		var err error
+		if attrs, err = d.attributes(ctx, m.RelationID); err != nil {
+			return err
+		}
+	}
 	fields := make([]arrow.Field, 0, len(m.Columns)+len(cdcFields))
 	for _, c := range m.Columns {
 		dec, err := d.reg.Column(ctx, c.DataType, c.TypeModifier)
 		if err != nil {
 			return fmt.Errorf("column %s of %s.%s: %w", c.Name, m.Namespace, m.RelationName, err)
 		}
-		rel.cols = append(rel.cols, relColumn{name: c.Name, oid: c.DataType, key: c.Flags&1 != 0, dec: dec})
-		fields = append(fields, arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true})
+		rel.cols = append(rel.cols, relColumn{name: c.Name, oid: c.DataType, mod: c.TypeModifier, key: c.Flags&1 != 0, dec: dec})
+		f := arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true}
+		if a := attrs[c.Name]; a.missing && a.value != nil {
+			v, err := defaultJSON(dec, *a.value)
+			if err != nil {
+				return fmt.Errorf("default of column %s of %s.%s: %w", c.Name, m.Namespace, m.RelationName, err)
+			}
+			f.Metadata = arrow.NewMetadata([]string{metaDefault}, []string{v})
+		}
+		fields = append(fields, f)
 	}
 	var md *arrow.Metadata
 	old, seen := d.rels[m.RelationID]
@@ -240,6 +264,27 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	}
 	d.rels[m.RelationID] = rel
 	return nil
+}
+
+// defaultJSON decodes a column value given as PostgreSQL text and returns
+// it as the JSON value Arrow writes for it (array.FromJSON reads it back).
+func defaultJSON(dec *pgarrow.Column, text string) (string, error) {
+	b := array.NewBuilder(memory.DefaultAllocator, dec.ArrowType())
+	defer b.Release()
+	if err := dec.Append(b, []byte(text)); err != nil {
+		return "", err
+	}
+	arr := b.NewArray()
+	defer arr.Release()
+	js, err := arr.MarshalJSON()
+	if err != nil {
+		return "", err
+	}
+	var vals []json.RawMessage
+	if err := json.Unmarshal(js, &vals); err != nil || len(vals) != 1 {
+		return "", fmt.Errorf("encode %q as JSON: %s", text, js)
+	}
+	return string(vals[0]), nil
 }
 
 // renames finds columns that kept their position and type but not their

@@ -119,6 +119,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	dec := newDecoder(reg, sk.committedLSN)
 	dec.primaryKey = src.primaryKey
+	dec.attributes = src.attributes
 	if o.Metrics != nil {
 		go watchSlot(ctx, src.pgxConfig(), o)
 	}
