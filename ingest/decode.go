@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -94,14 +96,20 @@ type decoder struct {
 	attributes func(ctx context.Context, relid uint32) (map[string]attribute, error)
 	lookup     func(ctx context.Context, schema, name string) (committed uint64, exists bool, err error)
 	// onNew is called for a table that has no changelog in the lake yet.
-	onNew   func(schema, name string)
-	rels    map[uint32]*relation
-	tables  map[string]*tableBuffer // by schema.name
-	inTx    bool
-	tx      tx
-	rows    int   // rows buffered since the last cut
-	bytes   int64 // approximate bytes buffered since the last cut
-	skipped int64 // replayed rows dropped because the lake holds them
+	onNew func(schema, name string)
+	// lakeTypes returns the PostgreSQL types of a table's columns as the
+	// lake last recorded them (cdclake.pg-types).
+	lakeTypes func(ctx context.Context, schema, name string) (map[string]string, error)
+	// onRewrite is called when a Relation message shows that a table's
+	// rows were rewritten with values no change carries (see rewritten).
+	onRewrite func(schema, name, why string) error
+	rels      map[uint32]*relation
+	tables    map[string]*tableBuffer // by schema.name
+	inTx      bool
+	tx        tx
+	rows      int   // rows buffered since the last cut
+	bytes     int64 // approximate bytes buffered since the last cut
+	skipped   int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
 	endLSN     uint64
@@ -263,7 +271,93 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		rel.keys = identityColumns(rel)
 	}
 	d.rels[m.RelationID] = rel
+	if d.onRewrite != nil && !rel.missing && !(d.inTx && d.tx.commitLSN < rel.committed) {
+		var before map[string]string // column -> PostgreSQL type before this message
+		switch {
+		case seen:
+			before = map[string]string{}
+			for _, c := range old.cols {
+				before[c.name] = c.dec.PGType()
+			}
+		case d.lakeTypes != nil:
+			var err error
+			if before, err = d.lakeTypes(ctx, rel.schema, rel.name); err != nil {
+				return err
+			}
+		}
+		var renamed map[string]bool
+		if seen {
+			renamed = map[string]bool{}
+			for _, r := range renames(old.cols, rel.cols) {
+				renamed[r[1]] = true
+			}
+		}
+		if why := rewritten(before, rel.cols, attrs, renamed); why != "" {
+			return d.onRewrite(rel.schema, rel.name, why)
+		}
+	}
 	return nil
+}
+
+// rewritten says why the rows of a table may hold values that no change
+// carries, given its columns' types before a Relation message (nil:
+// unknown), its columns now and their catalog attributes; "" when they
+// cannot. PostgreSQL rewrites a table, sending nothing, when a column is
+// added with a default it computes per row (a volatile default, an
+// identity) and for most type changes (ALTER COLUMN ... TYPE, USING).
+func rewritten(before map[string]string, cols []relColumn, attrs map[string]attribute, renamed map[string]bool) string {
+	if before == nil {
+		return ""
+	}
+	for _, c := range cols {
+		was, ok := before[c.name]
+		now := c.dec.PGType()
+		switch {
+		case !ok && !renamed[c.name] && attrs[c.name].filled:
+			return fmt.Sprintf("column %s was added with a default computed for each row", c.name)
+		case ok && was != now && !keepsValues(was, now):
+			return fmt.Sprintf("column %s changed type from %s to %s", c.name, was, now)
+		}
+	}
+	return ""
+}
+
+// keepsValues reports whether a change of a column's type from one
+// PostgreSQL type to another keeps every value as the lake holds it: a
+// widening the lake applies in place (an Iceberg promotion, or the same
+// lake type). Any other type change reloads the table. (A USING clause
+// that rewrites values without changing the type is not seen.)
+func keepsValues(from, to string) bool {
+	base := func(t string) (string, []int) {
+		name, args, ok := strings.Cut(t, "(")
+		if !ok {
+			return t, nil
+		}
+		var out []int
+		for _, a := range strings.Split(strings.TrimSuffix(args, ")"), ",") {
+			n, err := strconv.Atoi(a)
+			if err != nil {
+				return t, nil
+			}
+			out = append(out, n)
+		}
+		return name, out
+	}
+	fn, fa := base(from)
+	tn, ta := base(to)
+	switch {
+	case from == "smallint" && (to == "integer" || to == "bigint"), from == "integer" && to == "bigint",
+		from == "real" && to == "double precision":
+		return true
+	case (fn == "character varying" || fn == "text") && (tn == "text" || (tn == "character varying" && ta == nil)):
+		return true
+	case fn == "character varying" && tn == "character varying":
+		return fa != nil && ta[0] >= fa[0]
+	case fn == "numeric" && tn == "numeric":
+		// same scale, more digits: a wider decimal
+		return len(fa) == 2 && len(ta) == 2 && ta[1] == fa[1] && ta[0] >= fa[0]
+	}
+	return false
 }
 
 // defaultJSON decodes a column value given as PostgreSQL text and returns

@@ -1,13 +1,16 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 )
 
@@ -192,6 +195,28 @@ func column[T arrow.Array](rec arrow.RecordBatch, name string) (T, bool) {
 	}
 	c, ok := rec.Column(idx[0]).(T)
 	return c, ok
+}
+
+// lakePGTypes returns the PostgreSQL types of a changelog's columns as
+// last recorded (cdclake.pg-types); nil when the table or the record
+// does not exist.
+func (s *sink) lakePGTypes(ctx context.Context, schema, name string) (map[string]string, error) {
+	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, schema, name))
+	if errors.Is(err, icecat.ErrNoSuchTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s.%s: %w", schema, name, err)
+	}
+	v := tbl.Properties()[PropPGTypes]
+	if v == "" {
+		return nil, nil
+	}
+	var out map[string]string
+	if err := json.Unmarshal([]byte(v), &out); err != nil {
+		return nil, fmt.Errorf("read %s of %s.%s: %w", PropPGTypes, schema, name, err)
+	}
+	return out, nil
 }
 
 func lakeName(names map[string]string, col string) string {

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/cdclake/cdclake/catalog"
 )
 
 // stream runs one replication connection: the receiving goroutine decodes
@@ -43,7 +45,8 @@ type stream struct {
 	stopping atomic.Bool
 	caughtUp atomic.Bool
 
-	bg sync.WaitGroup // snapshots of tables added while streaming
+	bg       sync.WaitGroup // snapshots of tables added while streaming
+	reloadMu sync.Mutex     // one reload of a rewritten table at a time
 
 	// transactions streamed while in progress (receiver goroutine only)
 	spool     *spool
@@ -353,6 +356,33 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 			}
 		}
 	}()
+}
+
+// reloadRewritten reloads a table whose rows PostgreSQL rewrote (see
+// rewritten), beside the stream. A running snapshot record is written
+// first, so that a crash before the reload is done makes the next start
+// reload the table (reloadUnfinished). Reloads run one at a time.
+func (st *stream) reloadRewritten(ctx context.Context, schema, name, why string) error {
+	err := st.sink.cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: st.o.Name, Schema: schema, Table: name,
+		State: catalog.SnapshotRunning, LSN: st.dec.endLSN, StartedAt: time.Now()})
+	if err != nil {
+		return fmt.Errorf("record the reload of %s.%s: %w", schema, name, err)
+	}
+	st.log.Warn("table rewritten in the source: reloading it", "table", schema+"."+name, "why", why)
+	st.bg.Add(1)
+	go func() {
+		defer st.bg.Done()
+		st.reloadMu.Lock()
+		defer st.reloadMu.Unlock()
+		err := Reload(ctx, st.sink.cat, st.o, []string{pgx.Identifier{schema, name}.Sanitize()})
+		if err != nil && ctx.Err() == nil {
+			select {
+			case st.flushErr <- fmt.Errorf("reload of rewritten table %s.%s: %w", schema, name, err):
+			default:
+			}
+		}
+	}()
+	return nil
 }
 
 // checkCaughtUp stops a catch-up run once every transaction that
