@@ -76,7 +76,36 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	if err != nil {
 		return fmt.Errorf("read changes of %s: %w", p.Table, err)
 	}
+	// rows that predate a column added with a default read the default
+	defaults, err := ingest.ColumnDefaults(t.changelog.Properties())
+	if err != nil {
+		changes.Release()
+		return err
+	}
+	var inRange []string
+	for name, d := range defaults {
+		if d.LSN >= int64(p.From) {
+			inRange = append(inRange, name)
+		}
+	}
+	if changes, err = fillDefaults(ctx, changes, defaults, inRange); err != nil {
+		return fmt.Errorf("read changes of %s: %w", p.Table, err)
+	}
 	defer changes.Release()
+	applied, err := ingest.ColumnDefaults(t.snapshot.Properties())
+	if err != nil {
+		return err
+	}
+	var fill []string // defaults the snapshot rows lack: every file is rewritten
+	for _, name := range pendingDefaults(defaults, applied) {
+		if _, ok := t.snapshot.Schema().FindFieldByName(name); ok {
+			applied[name] = defaults[name]
+			fill = append(fill, name)
+		}
+	}
+	if len(fill) > 0 {
+		log.Info("writing column defaults into the rows that predate their columns", "columns", fill)
+	}
 	cs, err := newChangeSet(changes)
 	if err != nil {
 		return fmt.Errorf("read changes of %s: %w", p.Table, err)
@@ -125,6 +154,9 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 		routeFiles = nil
 	}
 	slots, groups := route(routeFiles, firsts, links)
+	if len(fill) > 0 && !f.truncated {
+		slots, groups = routeAll(slots, groups, len(routeFiles))
+	}
 
 	rowsPerFile := c.rowsPerFile(baseFiles, p)
 	var removed []iceberg.DataFile
@@ -140,7 +172,8 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	}
 	w := newAsyncWriter(ctx, t.snapshot, outSchema)
 	rw := rewrite{scan: t.snapshot.Scan(table.WithSnapshotID(p.SnapshotID)), tasks: tasks, slots: slots,
-		sorted: sorted, f: f, cs: cs, outSchema: outSchema, keys: keys, rowsPerFile: rowsPerFile, log: log}
+		sorted: sorted, f: f, cs: cs, outSchema: outSchema, keys: keys, rowsPerFile: rowsPerFile, log: log,
+		defaults: defaults, fill: fill}
 	err = rw.run(ctx, groups, w, res)
 	added, written, werr := w.close()
 	res.WrittenRows = written
@@ -173,7 +206,12 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	}
 	if err == nil {
 		pk, _ := json.Marshal(keys)
-		err = tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatUint(p.To, 10), PropPrimaryKey: string(pk)})
+		props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(p.To, 10), PropPrimaryKey: string(pk)}
+		if len(fill) > 0 {
+			js, _ := json.Marshal(applied)
+			props[ingest.PropColumnDefaults] = string(js)
+		}
+		err = tx.SetProperties(props)
 	}
 	if err == nil {
 		_, err = tx.Commit(ctx)

@@ -103,6 +103,10 @@ func stateOf(ctx context.Context, ref TableRef, t tables) (State, error) {
 		}
 	}
 	st.Changelog.Snapshots = snapshotInfos(cl)
+	var err error
+	if st.Changelog.Defaults, err = ingest.ColumnDefaults(cl.Properties()); err != nil {
+		return st, fmt.Errorf("changelog of %s: %w", ref, err)
+	}
 	if s := cl.CurrentSnapshot(); s != nil {
 		st.Changelog.SnapshotID = s.SnapshotID
 		tasks, err := cl.Scan().PlanFiles(ctx)
@@ -137,6 +141,9 @@ func stateOf(ctx context.Context, ref TableRef, t tables) (State, error) {
 	st.Snapshot.Exists = true
 	st.Snapshot.LSN = tableLSN(sn)
 	st.Snapshot.Snapshots = snapshotInfos(sn)
+	if st.Snapshot.Defaults, err = ingest.ColumnDefaults(sn.Properties()); err != nil {
+		return st, fmt.Errorf("snapshot table %s: %w", ref, err)
+	}
 	for _, f := range sn.Schema().Fields() {
 		if f.Name != ColLSN {
 			st.Snapshot.Columns = append(st.Snapshot.Columns, f.Name)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/cdclake/cdclake/ingest"
 )
 
 // State is what Plan knows about one source table: catalog metadata
@@ -39,6 +41,9 @@ type ChangelogState struct {
 	Columns    []string // source columns, in schema order
 	Files      []ChangeFile
 	Snapshots  []SnapshotInfo
+	// Defaults are the columns added with a constant default
+	// (cdclake.column-defaults, see defaults.go).
+	Defaults map[string]ingest.ColumnDefault
 }
 
 // ChangeFile is one data file of a changelog.
@@ -59,6 +64,8 @@ type SnapshotState struct {
 	Columns    []string
 	Files      []DataFile
 	Snapshots  []SnapshotInfo
+	// Defaults are the column defaults its rows have (defaults.go).
+	Defaults map[string]ingest.ColumnDefault
 }
 
 // DataFile is one data file of a snapshot table with the range of its
@@ -93,6 +100,9 @@ type Plan struct {
 	ChangeFiles         []ChangeFile
 	ChangeRows          int64
 	AddColumns          []string // changelog columns the snapshot table lacks
+	// FillDefaults are columns whose default (defaults.go) the snapshot
+	// table's rows lack: every file is rewritten.
+	FillDefaults []string
 	// Hold is the position of a copy in progress (CopyState) that capped
 	// To at Hold-1, so that its rows are still applied when they land; 0
 	// when none did.
@@ -144,6 +154,11 @@ func (o Options) Plan(st State) Plan {
 		p.Compact, p.Create = true, true
 	case p.To > p.From:
 		p.Compact = true
+	}
+	if st.Snapshot.Exists && p.Skip == "" {
+		if p.FillDefaults = pendingDefaults(st.Changelog.Defaults, st.Snapshot.Defaults); len(p.FillDefaults) > 0 {
+			p.Compact = true
+		}
 	}
 	if p.Compact {
 		for _, f := range st.Changelog.Files {

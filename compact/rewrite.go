@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/cdclake/cdclake/ingest"
 )
 
 // rewrite merges the slots' files with their changes, group by group.
@@ -24,6 +26,8 @@ type rewrite struct {
 	keys        []string
 	rowsPerFile int64
 	log         *slog.Logger
+	defaults    map[string]ingest.ColumnDefault
+	fill        []string // columns whose defaults the files read lack
 }
 
 func (rw *rewrite) run(ctx context.Context, groups [][]int, w *asyncWriter, res *Result) error {
@@ -46,6 +50,22 @@ func (rw *rewrite) run(ctx context.Context, groups [][]int, w *asyncWriter, res 
 					}
 				}
 				return fmt.Errorf("read files: %w", err)
+			}
+			for i := range recs {
+				if recs[i], err = fillDefaults(ctx, withColumns(recs[i], rw.outSchema, rw.fill), rw.defaults, rw.fill); err != nil {
+					for _, r := range recs[i+1:] {
+						r.Release()
+					}
+					for _, r := range recs[:i] {
+						r.Release()
+					}
+					for _, rs := range bySlot {
+						for _, r := range rs {
+							r.Release()
+						}
+					}
+					return fmt.Errorf("fill defaults: %w", err)
+				}
 			}
 			bySlot[s] = recs
 		}

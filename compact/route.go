@@ -133,6 +133,24 @@ func route(files []DataFile, keys []string, links [][2]int) (slots []slot, group
 	return slots, groups
 }
 
+// routeAll adds a slot of its own for every one of n files that no slot
+// holds, so that every file is rewritten.
+func routeAll(slots []slot, groups [][]int, n int) ([]slot, [][]int) {
+	held := make([]bool, n)
+	for _, s := range slots {
+		for _, f := range s.files {
+			held[f] = true
+		}
+	}
+	for f := range n {
+		if !held[f] {
+			slots = append(slots, slot{files: []int{f}})
+			groups = append(groups, []int{len(slots) - 1})
+		}
+	}
+	return slots, groups
+}
+
 type unionFind []int
 
 func newUnionFind(n int) unionFind {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -59,7 +61,8 @@ type relation struct {
 type relColumn struct {
 	name string
 	oid  uint32
-	key  bool // part of the replica identity
+	mod  int32 // type modifier
+	key  bool  // part of the replica identity
 	dec  *pgarrow.Column
 }
 
@@ -89,16 +92,24 @@ type tx struct {
 type decoder struct {
 	reg        *pgarrow.Registry
 	primaryKey func(ctx context.Context, relid uint32) ([]string, error)
+	// attributes looks up the catalog's column attributes (defaults).
+	attributes func(ctx context.Context, relid uint32) (map[string]attribute, error)
 	lookup     func(ctx context.Context, schema, name string) (committed uint64, exists bool, err error)
 	// onNew is called for a table that has no changelog in the lake yet.
-	onNew   func(schema, name string)
-	rels    map[uint32]*relation
-	tables  map[string]*tableBuffer // by schema.name
-	inTx    bool
-	tx      tx
-	rows    int   // rows buffered since the last cut
-	bytes   int64 // approximate bytes buffered since the last cut
-	skipped int64 // replayed rows dropped because the lake holds them
+	onNew func(schema, name string)
+	// lakeTypes returns the PostgreSQL types of a table's columns as the
+	// lake last recorded them (cdclake.pg-types).
+	lakeTypes func(ctx context.Context, schema, name string) (map[string]string, error)
+	// onRewrite is called when a Relation message shows that a table's
+	// rows were rewritten with values no change carries (see rewritten).
+	onRewrite func(schema, name, why string) error
+	rels      map[uint32]*relation
+	tables    map[string]*tableBuffer // by schema.name
+	inTx      bool
+	tx        tx
+	rows      int   // rows buffered since the last cut
+	bytes     int64 // approximate bytes buffered since the last cut
+	skipped   int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
 	endLSN     uint64
@@ -215,16 +226,37 @@ func keyChanged(rel *relation, old, nu *pglogrepl.TupleData, keyOnly bool) bool 
 	return false
 }
 
+// catalogTimeout bounds the catalog look-ups a Relation message makes
+// (they hold up the stream).
+const catalogTimeout = 30 * time.Second
+
 func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	ctx, cancel := context.WithTimeout(ctx, catalogTimeout)
+	defer cancel()
 	rel := &relation{id: m.RelationID, schema: m.Namespace, name: m.RelationName}
+	var attrs map[string]attribute
+	if d.attributes != nil {
+		var err error
+		if attrs, err = d.attributes(ctx, m.RelationID); err != nil {
+			return err
+		}
+	}
 	fields := make([]arrow.Field, 0, len(m.Columns)+len(cdcFields))
 	for _, c := range m.Columns {
 		dec, err := d.reg.Column(ctx, c.DataType, c.TypeModifier)
 		if err != nil {
 			return fmt.Errorf("column %s of %s.%s: %w", c.Name, m.Namespace, m.RelationName, err)
 		}
-		rel.cols = append(rel.cols, relColumn{name: c.Name, oid: c.DataType, key: c.Flags&1 != 0, dec: dec})
-		fields = append(fields, arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true})
+		rel.cols = append(rel.cols, relColumn{name: c.Name, oid: c.DataType, mod: c.TypeModifier, key: c.Flags&1 != 0, dec: dec})
+		f := arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true}
+		if a := attrs[c.Name]; a.missing && a.value != nil {
+			v, err := defaultJSON(dec, *a.value)
+			if err != nil {
+				return fmt.Errorf("default of column %s of %s.%s: %w", c.Name, m.Namespace, m.RelationName, err)
+			}
+			f.Metadata = arrow.NewMetadata([]string{metaDefault}, []string{v})
+		}
+		fields = append(fields, f)
 	}
 	var md *arrow.Metadata
 	old, seen := d.rels[m.RelationID]
@@ -263,7 +295,114 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		rel.keys = identityColumns(rel)
 	}
 	d.rels[m.RelationID] = rel
+	if d.onRewrite != nil && !rel.missing && !(d.inTx && d.tx.commitLSN < rel.committed) {
+		var before map[string]string // column -> PostgreSQL type before this message
+		switch {
+		case seen:
+			before = map[string]string{}
+			for _, c := range old.cols {
+				before[c.name] = c.dec.PGType()
+			}
+		case d.lakeTypes != nil:
+			var err error
+			if before, err = d.lakeTypes(ctx, rel.schema, rel.name); err != nil {
+				return err
+			}
+		}
+		var renamed map[string]bool
+		if seen {
+			renamed = map[string]bool{}
+			for _, r := range renames(old.cols, rel.cols) {
+				renamed[r[1]] = true
+			}
+		}
+		if why := rewritten(before, rel.cols, attrs, renamed); why != "" {
+			return d.onRewrite(rel.schema, rel.name, why)
+		}
+	}
 	return nil
+}
+
+// rewritten says why the rows of a table may hold values that no change
+// carries, given its columns' types before a Relation message (nil:
+// unknown), its columns now and their catalog attributes; "" when they
+// cannot. PostgreSQL rewrites a table, sending nothing, when a column is
+// added with a default it computes per row (a volatile default, an
+// identity) and for most type changes (ALTER COLUMN ... TYPE, USING).
+func rewritten(before map[string]string, cols []relColumn, attrs map[string]attribute, renamed map[string]bool) string {
+	if before == nil {
+		return ""
+	}
+	for _, c := range cols {
+		was, ok := before[c.name]
+		now := c.dec.PGType()
+		switch {
+		case !ok && !renamed[c.name] && attrs[c.name].filled:
+			return fmt.Sprintf("column %s was added with a default computed for each row", c.name)
+		case ok && was != now && !keepsValues(was, now):
+			return fmt.Sprintf("column %s changed type from %s to %s", c.name, was, now)
+		}
+	}
+	return ""
+}
+
+// keepsValues reports whether a change of a column's type from one
+// PostgreSQL type to another keeps every value as the lake holds it: a
+// widening the lake applies in place (an Iceberg promotion, or the same
+// lake type). Any other type change reloads the table. (A USING clause
+// that rewrites values without changing the type is not seen.)
+func keepsValues(from, to string) bool {
+	base := func(t string) (string, []int) {
+		name, args, ok := strings.Cut(t, "(")
+		if !ok {
+			return t, nil
+		}
+		var out []int
+		for _, a := range strings.Split(strings.TrimSuffix(args, ")"), ",") {
+			n, err := strconv.Atoi(a)
+			if err != nil {
+				return t, nil
+			}
+			out = append(out, n)
+		}
+		return name, out
+	}
+	fn, fa := base(from)
+	tn, ta := base(to)
+	switch {
+	case from == "smallint" && (to == "integer" || to == "bigint"), from == "integer" && to == "bigint",
+		from == "real" && to == "double precision":
+		return true
+	case (fn == "character varying" || fn == "text") && (tn == "text" || (tn == "character varying" && ta == nil)):
+		return true
+	case fn == "character varying" && tn == "character varying":
+		return fa != nil && ta[0] >= fa[0]
+	case fn == "numeric" && tn == "numeric":
+		// same scale, more digits: a wider decimal
+		return len(fa) == 2 && len(ta) == 2 && ta[1] == fa[1] && ta[0] >= fa[0]
+	}
+	return false
+}
+
+// defaultJSON decodes a column value given as PostgreSQL text and returns
+// it as the JSON value Arrow writes for it (array.FromJSON reads it back).
+func defaultJSON(dec *pgarrow.Column, text string) (string, error) {
+	b := array.NewBuilder(memory.DefaultAllocator, dec.ArrowType())
+	defer b.Release()
+	if err := dec.Append(b, []byte(text)); err != nil {
+		return "", err
+	}
+	arr := b.NewArray()
+	defer arr.Release()
+	js, err := arr.MarshalJSON()
+	if err != nil {
+		return "", err
+	}
+	var vals []json.RawMessage
+	if err := json.Unmarshal(js, &vals); err != nil || len(vals) != 1 {
+		return "", fmt.Errorf("encode %q as JSON: %s", text, js)
+	}
+	return string(vals[0]), nil
 }
 
 // renames finds columns that kept their position and type but not their

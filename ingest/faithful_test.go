@@ -160,9 +160,27 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 	if err := catchUp(t, cat, o); err != nil {
 		t.Fatal(err)
 	}
-	rows := scanRows(t, cat, "ddl", "public", "t")
+	// integer to text rewrote the table, which was reloaded: a truncate
+	// and every row, with the text column version filled
+	var rows, reloaded []map[string]any
+	for _, r := range scanRows(t, cat, "ddl", "public", "t") {
+		if r[ColOp] == OpInsert {
+			rows = append(rows, r)
+		} else {
+			reloaded = append(reloaded, r)
+		}
+	}
 	if len(rows) != 6 {
 		t.Fatalf("%d rows, want 6: %v", len(rows), rows)
+	}
+	var vals []string
+	for _, r := range reloaded {
+		vals = append(vals, fmt.Sprint(r[ColOp], r["val__v2"]))
+	}
+	// (row 6 is in the reload when it started after that insert)
+	wantReload := "t<nil> r10 r20 r30 r40000000000 rfifty"
+	if got := strings.Join(vals, " "); got != wantReload && got != wantReload+" rsixty" {
+		t.Errorf("reload after the type change: %s, want %s", got, wantReload)
 	}
 	want := []string{
 		`{"id":1,"note":null,"val":10,"val__v2":null}`,

@@ -123,12 +123,21 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	dec := newDecoder(reg, sk.committedLSN)
 	dec.primaryKey = src.primaryKey
+	dec.attributes = src.attributes
 	if o.Metrics != nil {
 		go watchSlot(ctx, src.pgxConfig(), o)
 	}
 	st := newStream(repl, dec, sk, o, start, target)
+	dec.lakeTypes = sk.lakePGTypes
 	if o.Snapshot == "initial" {
 		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
+		dec.onRewrite = func(schema, name, why string) error { return st.reloadRewritten(ctx, schema, name, why) }
+	} else {
+		dec.onRewrite = func(schema, name, why string) error {
+			o.Logger.Warn("table rewritten in the source: rows in the lake may differ until it is reloaded (--snapshot never: run cdclake snapshot --table)",
+				"table", schema+"."+name, "why", why)
+			return nil
+		}
 	}
 	return st.run(ctx)
 }

@@ -1,13 +1,16 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 )
 
@@ -29,7 +32,37 @@ const (
 	// PropColumnNames maps source column names to lake column names where
 	// they differ (after incompatible type changes), as a JSON object.
 	PropColumnNames = "cdclake.column-names"
+	// PropColumnDefaults records, per lake column, the value PostgreSQL
+	// gave the rows that predate the column, as a JSON object of
+	// ColumnDefault.
+	PropColumnDefaults = "cdclake.column-defaults"
+	metaDefault        = "cdclake.default" // JSON value on an Arrow field: the column's missing value
 )
+
+// ColumnDefault is the value of a column added with a constant default
+// (ALTER TABLE ... ADD COLUMN ... DEFAULT): PostgreSQL gives it to every
+// existing row without writing them, so no change carries it. A row whose
+// (_cdc_lsn, _cdc_seq) is before (LSN, Seq), the first change written
+// with the column, predates the column and reads Value instead of what it
+// holds; every later row carries its own value (NULL included).
+type ColumnDefault struct {
+	// Value is the default as Arrow writes it in JSON (array.FromJSON
+	// reads it back): true, 7, "text", "2026-03-01T00:00:00Z", "1.50".
+	Value json.RawMessage `json:"value"`
+	LSN   int64           `json:"lsn"`
+	Seq   int64           `json:"seq"`
+}
+
+// ColumnDefaults reads a table's PropColumnDefaults (by lake column name).
+func ColumnDefaults(props iceberg.Properties) (map[string]ColumnDefault, error) {
+	out := map[string]ColumnDefault{}
+	if v := props[PropColumnDefaults]; v != "" {
+		if err := json.Unmarshal([]byte(v), &out); err != nil {
+			return nil, fmt.Errorf("read %s: %w", PropColumnDefaults, err)
+		}
+	}
+	return out, nil
+}
 
 // evolve brings the transaction's table schema up to rec's columns and
 // returns rec with its columns named as in the lake.
@@ -45,8 +78,12 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 			return nil, fmt.Errorf("read %s: %w", PropColumnNames, err)
 		}
 	}
+	defaults, err := ColumnDefaults(staged.Properties())
+	if err != nil {
+		return nil, err
+	}
 	us := tx.UpdateSchema(true, false)
-	changed, namesChanged := false, false
+	changed, namesChanged, defaultsChanged := false, false, false
 	renamed := map[string]iceberg.NestedField{} // new name -> field, renamed in this update
 
 	if v, ok := rec.Schema().Metadata().GetValue(metaRenames); ok {
@@ -63,6 +100,11 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 				renamed[to] = f
 				us.RenameColumn([]string{from}, to)
 				delete(names, r[0])
+				if d, ok := defaults[from]; ok {
+					delete(defaults, from)
+					defaults[to] = d
+					defaultsChanged = true
+				}
 				changed, namesChanged = true, true
 				log.Info("column renamed", "from", from, "to", to)
 			}
@@ -84,6 +126,12 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 		case !ok:
 			us.AddColumn([]string{name}, want, "", false, nil)
 			changed = true
+			if d, ok := addedDefault(rec, f); ok {
+				defaults[name] = d
+				defaultsChanged = true
+				log.Info("column added with a default: earlier rows read it", "column", name, "default", string(d.Value),
+					"before_lsn", d.LSN, "before_seq", d.Seq)
+			}
 		case have.Type.String() == want.String():
 		case promotable(have.Type, want):
 			us.UpdateColumn([]string{name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: want, Valid: true}})
@@ -112,10 +160,63 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 			return nil, err
 		}
 	}
+	if defaultsChanged {
+		b, _ := json.Marshal(defaults)
+		if err := tx.SetProperties(iceberg.Properties{PropColumnDefaults: string(b)}); err != nil {
+			return nil, err
+		}
+	}
 	if len(names) == 0 {
 		return rec, nil
 	}
 	return array.NewRecordBatch(arrow.NewSchema(fields, nil), rec.Columns(), rec.NumRows()), nil
+}
+
+// addedDefault returns the default of a column rec adds to the table: the
+// missing value the decoder found for it, from rec's first row on.
+func addedDefault(rec arrow.RecordBatch, f arrow.Field) (ColumnDefault, bool) {
+	v, ok := f.Metadata.GetValue(metaDefault)
+	if !ok || rec.NumRows() == 0 {
+		return ColumnDefault{}, false
+	}
+	lsn, okL := column[*array.Int64](rec, ColLSN)
+	seq, okS := column[*array.Int64](rec, ColSeq)
+	if !okL || !okS {
+		return ColumnDefault{}, false
+	}
+	return ColumnDefault{Value: json.RawMessage(v), LSN: lsn.Value(0), Seq: seq.Value(0)}, true
+}
+
+func column[T arrow.Array](rec arrow.RecordBatch, name string) (T, bool) {
+	var zero T
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		return zero, false
+	}
+	c, ok := rec.Column(idx[0]).(T)
+	return c, ok
+}
+
+// lakePGTypes returns the PostgreSQL types of a changelog's columns as
+// last recorded (cdclake.pg-types); nil when the table or the record
+// does not exist.
+func (s *sink) lakePGTypes(ctx context.Context, schema, name string) (map[string]string, error) {
+	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, schema, name))
+	if errors.Is(err, icecat.ErrNoSuchTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s.%s: %w", schema, name, err)
+	}
+	v := tbl.Properties()[PropPGTypes]
+	if v == "" {
+		return nil, nil
+	}
+	var out map[string]string
+	if err := json.Unmarshal([]byte(v), &out); err != nil {
+		return nil, fmt.Errorf("read %s of %s.%s: %w", PropPGTypes, schema, name, err)
+	}
+	return out, nil
 }
 
 func lakeName(names map[string]string, col string) string {

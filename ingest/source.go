@@ -137,6 +137,48 @@ func (s *source) primaryKey(ctx context.Context, relid uint32) ([]string, error)
 	return keys, nil
 }
 
+// attribute is what the catalog says about a column's existing rows.
+type attribute struct {
+	// missing: the column was added with a constant default that
+	// PostgreSQL gave every existing row without writing it
+	// (atthasmissing); value is that default as text (nil: NULL).
+	missing bool
+	value   *string
+	// filled: existing rows may hold values no change carries other than
+	// value: the column has a default (volatile, or set after it was
+	// added) or is an identity column, but no missing value.
+	filled bool
+}
+
+// attributes returns the catalog's attributes of a table's columns.
+func (s *source) attributes(ctx context.Context, relid uint32) (map[string]attribute, error) {
+	rows, err := s.conn.Query(ctx, `SELECT a.attname, a.atthasmissing,
+			CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END,
+			d.adbin IS NOT NULL OR a.attidentity <> '' OR (t.typtype = 'd' AND t.typdefault IS NOT NULL)
+		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`, relid)
+	if err != nil {
+		return nil, fmt.Errorf("look up columns of relation %d: %w", relid, err)
+	}
+	defer rows.Close()
+	out := map[string]attribute{}
+	for rows.Next() {
+		var name string
+		var a attribute
+		var hasDefault bool
+		if err := rows.Scan(&name, &a.missing, &a.value, &hasDefault); err != nil {
+			return nil, fmt.Errorf("look up columns of relation %d: %w", relid, err)
+		}
+		a.filled = hasDefault && !a.missing
+		out[name] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up columns of relation %d: %w", relid, err)
+	}
+	return out, nil
+}
+
 // checkIdentity refuses tables whose updates and deletes PostgreSQL could
 // not publish: no primary key and REPLICA IDENTITY DEFAULT, or NOTHING.
 // It checks the tables of the publication, or those it would have.

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/cdclake/cdclake/catalog"
 )
 
 // stream runs one replication connection: the receiving goroutine decodes
@@ -57,7 +59,8 @@ type stream struct {
 	failErr  error         // the first failure (flush or background snapshot)
 	failed   chan struct{} // closed at the first failure
 
-	bg sync.WaitGroup // snapshots of tables added while streaming
+	bg       sync.WaitGroup // snapshots of tables added while streaming
+	reloadMu sync.Mutex     // one reload of a rewritten table at a time
 
 	// transactions streamed while in progress (receiver goroutine only)
 	spool     *spool
@@ -358,6 +361,30 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 			st.fail(fmt.Errorf("snapshot of new table %s.%s: %w", schema, name, err))
 		}
 	}()
+}
+
+// reloadRewritten reloads a table whose rows PostgreSQL rewrote (see
+// rewritten), beside the stream. A running snapshot record is written
+// first, so that a crash before the reload is done makes the next start
+// reload the table (reloadUnfinished). Reloads run one at a time.
+func (st *stream) reloadRewritten(ctx context.Context, schema, name, why string) error {
+	err := st.sink.cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: st.o.Name, Schema: schema, Table: name,
+		State: catalog.SnapshotRunning, LSN: st.dec.endLSN, StartedAt: time.Now()})
+	if err != nil {
+		return fmt.Errorf("record the reload of %s.%s: %w", schema, name, err)
+	}
+	st.log.Warn("table rewritten in the source: reloading it", "table", schema+"."+name, "why", why)
+	st.bg.Add(1)
+	go func() {
+		defer st.bg.Done()
+		st.reloadMu.Lock()
+		defer st.reloadMu.Unlock()
+		err := Reload(ctx, st.sink.cat, st.o, []string{pgx.Identifier{schema, name}.Sanitize()})
+		if err != nil && ctx.Err() == nil {
+			st.fail(fmt.Errorf("reload of rewritten table %s.%s: %w", schema, name, err))
+		}
+	}()
+	return nil
 }
 
 // checkCaughtUp stops a catch-up run once every transaction that

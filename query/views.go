@@ -22,6 +22,9 @@ const (
 	changesSuffix  = "__changes"
 	propSourceLSN  = "cdclake.source-lsn"
 	propPrimaryKey = "cdclake.primary-key"
+	// propColumnDefaults: {column: {"value": JSON, "lsn": n, "seq": n}},
+	// see ingest.ColumnDefault.
+	propColumnDefaults = "cdclake.column-defaults"
 )
 
 // lakeTable is one source table of the lake: a changelog table and,
@@ -126,6 +129,9 @@ func planTable(ctx context.Context, t lakeTable, snap, changes *table.Table, ver
 			return p, fmt.Errorf("%s: bad %s %q: %w", t, propPrimaryKey, s, err)
 		}
 	}
+	if p.spec.Defaults, err = columnDefaults(changes.Properties()[propColumnDefaults], p.spec.Source); err != nil {
+		return p, fmt.Errorf("%s: %w", t, err)
+	}
 	all, err := planFiles(ctx, changes)
 	if err != nil {
 		return p, fmt.Errorf("plan %s%s: %w", t, changesSuffix, err)
@@ -185,6 +191,40 @@ func uris(fs []dataFile) []string {
 		out[i] = f.URI
 	}
 	return out
+}
+
+// columnDefaults reads a changelog's cdclake.column-defaults for the
+// source columns it names.
+func columnDefaults(prop string, cols []column) ([]columnDefault, error) {
+	if prop == "" {
+		return nil, nil
+	}
+	var m map[string]struct {
+		Value    json.RawMessage `json:"value"`
+		LSN, Seq int64
+	}
+	if err := json.Unmarshal([]byte(prop), &m); err != nil {
+		return nil, fmt.Errorf("bad %s %q: %w", propColumnDefaults, prop, err)
+	}
+	var out []columnDefault
+	for _, c := range cols {
+		d, ok := m[c.Name]
+		if !ok {
+			continue
+		}
+		var lit string
+		var str string
+		switch {
+		case json.Unmarshal(d.Value, &str) == nil:
+			lit = quoteString(str)
+		case len(d.Value) > 0 && (d.Value[0] == '[' || d.Value[0] == '{'):
+			lit = "CAST(" + quoteString(string(d.Value)) + " AS JSON)"
+		default: // a number or a boolean
+			lit = string(d.Value)
+		}
+		out = append(out, columnDefault{Name: c.Name, SQL: "CAST(" + lit + " AS " + c.Type + ")", LSN: d.LSN, Seq: d.Seq})
+	}
+	return out, nil
 }
 
 // splitColumns returns a schema's source columns and its _cdc_ columns.

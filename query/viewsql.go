@@ -45,6 +45,38 @@ type viewSpec struct {
 	// Watermark is the snapshot's cdclake.source-lsn: it holds every
 	// change below it and none at or above it.
 	Watermark int64
+	// Defaults are the columns added with a constant default
+	// (cdclake.column-defaults): rows that predate them read the default.
+	Defaults []columnDefault
+}
+
+// columnDefault is a column's default for the rows written before
+// (LSN, Seq), as a SQL expression.
+type columnDefault struct {
+	Name     string
+	SQL      string
+	LSN, Seq int64
+}
+
+// withDefaults returns SQL for rel with the rows that predate a column
+// reading its default. Changelog rows are ordered by (_cdc_lsn,
+// _cdc_seq); snapshot rows (seq false) by _cdc_lsn alone, which is exact
+// there: a snapshot table whose watermark is past a column's LSN has its
+// default filled in already.
+func withDefaults(rel string, defaults []columnDefault, seq bool) string {
+	if len(defaults) == 0 {
+		return rel
+	}
+	repl := make([]string, len(defaults))
+	for i, d := range defaults {
+		before := fmt.Sprintf("%s < %d", colLSN, d.LSN)
+		if seq {
+			before = fmt.Sprintf("(%s OR (%s = %d AND %s < %d))", before, colLSN, d.LSN, colSeq, d.Seq)
+		}
+		q := quoteIdent(d.Name)
+		repl[i] = fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s END AS %s", before, d.SQL, q, q)
+	}
+	return "(SELECT * REPLACE (" + strings.Join(repl, ", ") + ") FROM " + rel + ")"
 }
 
 // quoteIdent quotes a SQL identifier.
@@ -140,7 +172,7 @@ func currentSQL(v viewSpec) string {
 	fromList := strings.Join(from, ", ")
 
 	var b strings.Builder
-	b.WriteString("WITH RECURSIVE c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	b.WriteString("WITH RECURSIVE c AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail), v.Defaults, true))
 	if v.HasSnapshot {
 		b.WriteString(" WHERE " + colLSN + " >= " + w)
 	}
@@ -166,7 +198,7 @@ func currentSQL(v viewSpec) string {
 		snapCols = append(snapCols, v.Source...)
 		snapCols = append(snapCols, column{colLSN, "BIGINT"})
 		// columns the snapshot table lacks (added since) are NULL
-		b.WriteString("s AS NOT MATERIALIZED (SELECT * FROM " + relation(snapCols, v.Snapshot) + " WHERE NOT EXISTS (SELECT 1 FROM tr)),\n")
+		b.WriteString("s AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(snapCols, v.Snapshot), v.Defaults, false) + " WHERE NOT EXISTS (SELECT 1 FROM tr)),\n")
 	}
 	b.WriteString("o AS (SELECT " + prefixed("live.", src) + ", " + colOp + ", " + colLSN + ", " + colUnchanged +
 		", (" + colLSN + "::HUGEINT << 64) + " + colSeq + " AS _o FROM live SEMI JOIN multi ON " + on("live", "multi"))
