@@ -92,7 +92,6 @@ type Plan struct {
 	SnapshotID          int64 // the snapshot table's base snapshot
 	ChangeFiles         []ChangeFile
 	ChangeRows          int64
-	AddColumns          []string // changelog columns the snapshot table lacks
 	// Hold is the position of a copy in progress (CopyState) that capped
 	// To at Hold-1, so that its rows are still applied when they land; 0
 	// when none did.
@@ -152,14 +151,6 @@ func (o Options) Plan(st State) Plan {
 			}
 			p.ChangeFiles = append(p.ChangeFiles, f)
 			p.ChangeRows += f.Rows
-		}
-		for _, c := range st.Changelog.Columns {
-			if !slices.Contains(st.Snapshot.Columns, c) {
-				p.AddColumns = append(p.AddColumns, c)
-			}
-		}
-		if p.Create {
-			p.AddColumns = nil
 		}
 	}
 	p.Merges = planMerges(st.Changelog.Files, o.ChangelogFileSize/2, o.OpenHourMergeFiles)
