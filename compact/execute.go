@@ -54,10 +54,15 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	case currentID(t.snapshot) != p.SnapshotID:
 		return errStale
 	}
-	if len(p.AddColumns) > 0 {
-		if t.snapshot, err = addColumns(ctx, t.snapshot, t.changelog, p.AddColumns); err != nil {
-			return fmt.Errorf("add columns %v to %s: %w", p.AddColumns, p.Table, err)
-		}
+	// the snapshot table's columns follow the changelog's as of the
+	// changes read (schema.go)
+	clSchema, err := t.changelog.Scan(table.WithSnapshotID(p.ChangelogSnapshotID)).Projection()
+	if err != nil {
+		return fmt.Errorf("schema of %s: %w", p.Table, err)
+	}
+	var schemaProps iceberg.Properties
+	if t.snapshot, schemaProps, err = syncSchema(ctx, t.snapshot, clSchema, t.changelog.Properties(), log); err != nil {
+		return fmt.Errorf("update the schema of %s: %w", p.Table, err)
 	}
 
 	// the changes, in one record
@@ -66,7 +71,7 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 		iceberg.GreaterThanEqual(iceberg.Reference(ingest.ColLSN), int64(p.From)),
 		iceberg.LessThan(iceberg.Reference(ingest.ColLSN), int64(p.To)))
 	var fields []string // all but the columns compaction does not use
-	for _, f := range t.changelog.Schema().Fields() {
+	for _, f := range clSchema.Fields() {
 		if f.Name != ingest.ColXID && f.Name != ingest.ColCommitTS {
 			fields = append(fields, f.Name)
 		}
@@ -171,7 +176,9 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 		}
 	}
 	w := newAsyncWriter(ctx, t.snapshot, outSchema)
-	rw := rewrite{scan: t.snapshot.Scan(table.WithSnapshotID(p.SnapshotID)), tasks: tasks, slots: slots,
+	// the base files are read in the current schema (a scan at
+	// p.SnapshotID would use that snapshot's, before renames)
+	rw := rewrite{scan: t.snapshot.Scan(), tasks: tasks, slots: slots,
 		sorted: sorted, f: f, cs: cs, outSchema: outSchema, keys: keys, rowsPerFile: rowsPerFile, log: log,
 		defaults: defaults, fill: fill}
 	err = rw.run(ctx, groups, w, res)
@@ -206,12 +213,12 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	}
 	if err == nil {
 		pk, _ := json.Marshal(keys)
-		props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(p.To, 10), PropPrimaryKey: string(pk)}
+		schemaProps[PropSourceLSN], schemaProps[PropPrimaryKey] = strconv.FormatUint(p.To, 10), string(pk)
 		if len(fill) > 0 {
 			js, _ := json.Marshal(applied)
-			props[ingest.PropColumnDefaults] = string(js)
+			schemaProps[ingest.PropColumnDefaults] = string(js)
 		}
-		err = tx.SetProperties(props)
+		err = tx.SetProperties(schemaProps)
 	}
 	if err == nil {
 		_, err = tx.Commit(ctx)
@@ -311,25 +318,4 @@ func createSnapshotTable(ctx context.Context, c *Compactor, ref TableRef, cl *ta
 	}
 	c.o.Logger.Info("created snapshot table", "table", ref.String(), "keys", keys)
 	return tbl, nil
-}
-
-// addColumns adds columns of the changelog to the snapshot table.
-func addColumns(ctx context.Context, sn, cl *table.Table, cols []string) (*table.Table, error) {
-	tx := sn.NewTransaction()
-	us := tx.UpdateSchema(true, false)
-	for _, name := range cols {
-		f, ok := cl.Schema().FindFieldByName(name)
-		if !ok {
-			return nil, fmt.Errorf("column %s not in the changelog", name)
-		}
-		us = us.AddColumn([]string{name}, f.Type, f.Doc, false, nil)
-	}
-	if err := us.Commit(); err != nil {
-		return nil, err
-	}
-	nt, err := tx.Commit(ctx)
-	if err != nil && retryable(err) {
-		return nil, fmt.Errorf("%w: %v", errStale, err)
-	}
-	return nt, err
 }

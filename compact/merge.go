@@ -48,9 +48,18 @@ func newBaseSet(outSchema *arrow.Schema, keys []string, bySlot map[int][]arrow.R
 			}
 			for c, f := range outSchema.Fields() {
 				arr, ok := cols[f.Name]
-				if !ok {
+				switch {
+				case !ok:
 					arr = array.MakeArrayOfNull(memory.DefaultAllocator, f.Type, int(rec.NumRows()))
-				} else {
+				case !arrow.TypeEqual(arr.DataType(), f.Type):
+					// read in the type of the base snapshot's schema:
+					// promote it (int to long, wider decimal, ...)
+					cast, err := compute.CastArray(context.Background(), arr, compute.SafeCastOptions(f.Type))
+					if err != nil {
+						return nil, fmt.Errorf("column %s: %w", f.Name, err)
+					}
+					arr = cast
+				default:
 					arr.Retain()
 				}
 				bs.chunks[c] = append(bs.chunks[c], arr)

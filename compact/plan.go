@@ -99,7 +99,6 @@ type Plan struct {
 	SnapshotID          int64 // the snapshot table's base snapshot
 	ChangeFiles         []ChangeFile
 	ChangeRows          int64
-	AddColumns          []string // changelog columns the snapshot table lacks
 	// FillDefaults are columns whose default (defaults.go) the snapshot
 	// table's rows lack: every file is rewritten.
 	FillDefaults []string
@@ -167,14 +166,6 @@ func (o Options) Plan(st State) Plan {
 			}
 			p.ChangeFiles = append(p.ChangeFiles, f)
 			p.ChangeRows += f.Rows
-		}
-		for _, c := range st.Changelog.Columns {
-			if !slices.Contains(st.Snapshot.Columns, c) {
-				p.AddColumns = append(p.AddColumns, c)
-			}
-		}
-		if p.Create {
-			p.AddColumns = nil
 		}
 	}
 	p.Merges = planMerges(st.Changelog.Files, o.ChangelogFileSize/2, o.OpenHourMergeFiles)

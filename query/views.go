@@ -14,6 +14,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/compact"
 )
 
 // Names and properties of the lake's tables (see ingest/sink.go and the
@@ -146,6 +147,10 @@ func planTable(ctx context.Context, t lakeTable, snap, changes *table.Table, ver
 			return p, fmt.Errorf("%s: snapshot table has no valid %s: %w", t, propSourceLSN, err)
 		}
 		p.spec.Watermark = w
+		p.spec.SnapshotIDs = map[int]int{}
+		for sid, cid := range compact.ChangelogFieldIDs(snap, changes.Schema()) {
+			p.spec.SnapshotIDs[cid] = sid
+		}
 		sf, err := planFiles(ctx, snap)
 		if err != nil {
 			return p, fmt.Errorf("plan %s: %w", t, err)
@@ -234,7 +239,7 @@ func splitColumns(sc *iceberg.Schema) (src, meta []column, err error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("column %s: %w", f.Name, err)
 		}
-		c := column{Name: f.Name, Type: typ}
+		c := column{Name: f.Name, Type: typ, ID: f.ID}
 		if strings.HasPrefix(f.Name, "_cdc_") {
 			meta = append(meta, c)
 		} else {

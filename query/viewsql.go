@@ -16,10 +16,12 @@ const (
 	colUnchanged = "_cdc_unchanged"
 )
 
-// column is one column of a view: its name and DuckDB type.
+// column is one column of a view: its name, DuckDB type and Iceberg
+// field id in the changelog.
 type column struct {
 	Name string
 	Type string
+	ID   int
 }
 
 // viewSpec is everything needed to write the two views of one lake table.
@@ -42,6 +44,9 @@ type viewSpec struct {
 	// its files (source columns plus _cdc_lsn; columns it lacks are NULL).
 	HasSnapshot bool
 	Snapshot    []string
+	// SnapshotIDs maps changelog field ids to the snapshot table's field
+	// ids (the tables number their fields independently).
+	SnapshotIDs map[int]int
 	// Watermark is the snapshot's cdclake.source-lsn: it holds every
 	// change below it and none at or above it.
 	Watermark int64
@@ -86,27 +91,34 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 func quoteString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // relation returns SQL for a relation with exactly cols (in that order,
-// typed), reading files. Columns a file lacks are NULL; with no files the
-// relation is empty.
+// typed), reading files. Columns are found in the files by Iceberg field
+// id (column.ID), whatever their name when a file was written (renamed
+// since) or type (promoted since); columns with ID 0 and columns a file
+// lacks are NULL. With no files the relation is empty.
 func relation(cols []column, files []string) string {
-	typed := make([]string, len(cols))
-	names := make([]string, len(cols))
+	sel := make([]string, len(cols))
+	var schema []string
 	for i, c := range cols {
-		typed[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, quoteIdent(c.Name))
-		names[i] = quoteIdent(c.Name)
+		if c.ID == 0 {
+			sel[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, quoteIdent(c.Name))
+			continue
+		}
+		sel[i] = quoteIdent(c.Name)
+		schema = append(schema, fmt.Sprintf("%d: {name: %s, type: %s, default_value: NULL}",
+			c.ID, quoteString(c.Name), quoteString(c.Type)))
 	}
-	empty := "SELECT " + strings.Join(typed, ", ") + " WHERE false"
-	if len(files) == 0 {
-		return "(" + empty + ")"
+	if len(files) == 0 || len(schema) == 0 {
+		for i, c := range cols {
+			sel[i] = fmt.Sprintf("CAST(NULL AS %s) AS %s", c.Type, quoteIdent(c.Name))
+		}
+		return "(SELECT " + strings.Join(sel, ", ") + " WHERE false)"
 	}
 	quoted := make([]string, len(files))
 	for i, f := range files {
 		quoted[i] = quoteString(f)
 	}
-	// the typed empty side first fixes the column order and types and
-	// adds columns no file has yet (just added to the schema)
-	return fmt.Sprintf("(SELECT %s FROM (%s UNION ALL BY NAME SELECT * FROM read_parquet([%s], union_by_name = true, hive_partitioning = false)))",
-		strings.Join(names, ", "), empty, strings.Join(quoted, ", "))
+	return fmt.Sprintf("(SELECT %s FROM read_parquet([%s], schema = MAP {%s}, hive_partitioning = false))",
+		strings.Join(sel, ", "), strings.Join(quoted, ", "), strings.Join(schema, ", "))
 }
 
 // changesSQL is the body of the <table>__changes view: the changelog.
@@ -194,10 +206,12 @@ func currentSQL(v viewSpec) string {
 		" HAVING count(*) > 1 OR bool_or(len(coalesce(" + colUnchanged + ", []::VARCHAR[])) > 0)" +
 		" UNION SELECT " + fromList + " FROM mc),\n")
 	if v.HasSnapshot {
-		snapCols := make([]column, 0, len(v.Source)+1)
-		snapCols = append(snapCols, v.Source...)
-		snapCols = append(snapCols, column{colLSN, "BIGINT"})
-		// columns the snapshot table lacks (added since) are NULL
+		// the snapshot table's files hold its own field ids; columns it
+		// lacks (added since) are NULL
+		var snapCols []column
+		for _, c := range append(append([]column{}, v.Source...), column{Name: colLSN, Type: "BIGINT", ID: v.lsnID()}) {
+			snapCols = append(snapCols, column{Name: c.Name, Type: c.Type, ID: v.SnapshotIDs[c.ID]})
+		}
 		b.WriteString("s AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(snapCols, v.Snapshot), v.Defaults, false) + " WHERE NOT EXISTS (SELECT 1 FROM tr)),\n")
 	}
 	b.WriteString("o AS (SELECT " + prefixed("live.", src) + ", " + colOp + ", " + colLSN + ", " + colUnchanged +
@@ -284,7 +298,10 @@ func multisetSQL(v viewSpec) string {
 		" FROM live LEFT JOIN live d ON live." + colOp + " = 'u' AND d." + colOp + " = 'd' AND d." + colLSN + " = live." + colLSN +
 		" AND d." + colSeq + " = live." + colSeq + " - 1 AND len(coalesce(live." + colUnchanged + ", []::VARCHAR[])) > 0")
 	if v.HasSnapshot {
-		snapCols := append(append([]column{}, v.Source...), column{colLSN, "BIGINT"})
+		var snapCols []column
+		for _, c := range append(append([]column{}, v.Source...), column{Name: colLSN, Type: "BIGINT", ID: v.lsnID()}) {
+			snapCols = append(snapCols, column{Name: c.Name, Type: c.Type, ID: v.SnapshotIDs[c.ID]})
+		}
 		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + colLSN + " FROM " + relation(snapCols, v.Snapshot) +
 			" WHERE NOT EXISTS (SELECT 1 FROM tr)")
 	}
@@ -311,6 +328,16 @@ func onFromKeys(l, r string, qk, from []string) string {
 		parts[i] = fmt.Sprintf("%s.%s IS NOT DISTINCT FROM %s.%s", l, k, r, from[i])
 	}
 	return strings.Join(parts, " AND ")
+}
+
+// lsnID returns the changelog field id of _cdc_lsn.
+func (v viewSpec) lsnID() int {
+	for _, c := range v.Meta {
+		if c.Name == colLSN {
+			return c.ID
+		}
+	}
+	return 0
 }
 
 func prefixed(p string, names []string) string {

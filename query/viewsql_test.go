@@ -43,7 +43,7 @@ func writeChanges(t *testing.T, db *sql.DB, dir string, rows []chg) string {
 	t.Helper()
 	var vals []string
 	for _, r := range rows {
-		un := "NULL"
+		un := "NULL::VARCHAR[]"
 		if r.unchanged != nil {
 			q := make([]string, len(r.unchanged))
 			for i, u := range r.unchanged {
@@ -55,8 +55,8 @@ func writeChanges(t *testing.T, db *sql.DB, dir string, rows []chg) string {
 			r.id, sqlValue(r.name), sqlValue(r.note), quoteString(r.op), r.lsn, r.seq, un))
 	}
 	path := filepath.Join(dir, fmt.Sprintf("c%d.parquet", len(vals)*1000+len(dir)+int(rows[0].lsn)))
-	q := fmt.Sprintf(`COPY (SELECT * FROM (VALUES %s) v(id, name, note, _cdc_op, _cdc_lsn, _cdc_seq, _cdc_xid, _cdc_commit_ts, _cdc_unchanged)) TO %s`,
-		strings.Join(vals, ", "), quoteString(path))
+	q := fmt.Sprintf(`COPY (SELECT * FROM (VALUES %s) v(id, name, note, _cdc_op, _cdc_lsn, _cdc_seq, _cdc_xid, _cdc_commit_ts, _cdc_unchanged)) TO %s (FIELD_IDS %s)`,
+		strings.Join(vals, ", "), quoteString(path), changesFieldIDs)
 	if _, err := db.Exec(q); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
@@ -72,18 +72,25 @@ func writeSnapshot(t *testing.T, db *sql.DB, dir string, rows []snap) string {
 		vals = append(vals, fmt.Sprintf("(%d::BIGINT, %s, %d::BIGINT)", r.id, sqlValue(r.name), r.lsn))
 	}
 	path := filepath.Join(dir, "snapshot.parquet")
-	q := fmt.Sprintf(`COPY (SELECT * FROM (VALUES %s) v(id, name, _cdc_lsn)) TO %s`, strings.Join(vals, ", "), quoteString(path))
+	q := fmt.Sprintf(`COPY (SELECT * FROM (VALUES %s) v(id, name, _cdc_lsn)) TO %s (FIELD_IDS {id: 11, name: 12, _cdc_lsn: 13})`,
+		strings.Join(vals, ", "), quoteString(path))
 	if _, err := db.Exec(q); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
 	return path
 }
 
+// changesFieldIDs are the Iceberg field ids of the test changelog files
+// (as iceberg-go writes them); the snapshot file's are 11, 12, 13.
+const changesFieldIDs = `{id: 1, name: 2, note: 3, _cdc_op: 4, _cdc_lsn: 5, _cdc_seq: 6, _cdc_xid: 7, _cdc_commit_ts: 8,
+	_cdc_unchanged: {__duckdb_field_id: 9, element: 10}}`
+
 var testSpec = viewSpec{
-	Source: []column{{"id", "BIGINT"}, {"name", "VARCHAR"}, {"note", "VARCHAR"}},
-	Meta: []column{{"_cdc_op", "VARCHAR"}, {"_cdc_lsn", "BIGINT"}, {"_cdc_seq", "BIGINT"}, {"_cdc_xid", "BIGINT"},
-		{"_cdc_commit_ts", "TIMESTAMPTZ"}, {"_cdc_unchanged", "VARCHAR[]"}},
-	Keys: []string{"id"},
+	Source: []column{{"id", "BIGINT", 1}, {"name", "VARCHAR", 2}, {"note", "VARCHAR", 3}},
+	Meta: []column{{"_cdc_op", "VARCHAR", 4}, {"_cdc_lsn", "BIGINT", 5}, {"_cdc_seq", "BIGINT", 6}, {"_cdc_xid", "BIGINT", 7},
+		{"_cdc_commit_ts", "TIMESTAMPTZ", 8}, {"_cdc_unchanged", "VARCHAR[]", 9}},
+	Keys:        []string{"id"},
+	SnapshotIDs: map[int]int{1: 11, 2: 12, 5: 13},
 }
 
 func TestCurrentSQL(t *testing.T) {
