@@ -59,7 +59,7 @@ func checkWhole(t *testing.T, e *Engine, s *shoptest.Shop, table, when string, c
 	if !compacted {
 		return
 	}
-	got = icebergRows(t, s, table)
+	got = identityIcebergRows(t, s, table)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s: Iceberg scan of the compacted %s (%d rows):\n%s\nsource (%d rows):\n%s", when, table, len(got), head(diffRows(got, want)), len(want), head(diffRows(want, got)))
 	}
@@ -82,7 +82,7 @@ func diffRows(a, b [][]string) [][]string {
 
 // icebergRows reads the snapshot table with iceberg-go, in the form of
 // identityQuery.
-func icebergRows(t *testing.T, s *shoptest.Shop, table string) [][]string {
+func identityIcebergRows(t *testing.T, s *shoptest.Shop, table string) [][]string {
 	t.Helper()
 	ctx := context.Background()
 	tbl, err := s.Cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(s.DB, "public", table))

@@ -108,7 +108,7 @@ func TestSchemaChangesAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffRows(t, "new scale: price__v2 of the rows changed since", resultRows(res), want)
+	schemaDiffRows(t, "new scale: price__v2 of the rows changed since", resultRows(res), want)
 	res.Release()
 	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), compact.SnapshotIdent("ddl", "public", "r"))
 	if err != nil {
@@ -119,7 +119,7 @@ func TestSchemaChangesAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffRows(t, "new scale: Iceberg scan of the compacted table against the view", icebergRows(t, tbl, all), resultRows(res))
+	schemaDiffRows(t, "new scale: Iceberg scan of the compacted table against the view", schemaIcebergRows(t, tbl, all), resultRows(res))
 	res.Release()
 	if v := tbl.Properties()["cdclake.column-names"]; v != `{"price":"price__v2"}` {
 		t.Errorf("snapshot table's cdclake.column-names = %q, want the changelog's", v)
@@ -139,7 +139,7 @@ func checkLake(t *testing.T, e *Engine, s *shoptest.Shop, step, cols string, com
 		}
 		got := resultRows(res)
 		res.Release()
-		diffRows(t, step+": "+what, got, want)
+		schemaDiffRows(t, step+": "+what, got, want)
 	}
 	lake("fresh view", "SELECT "+cols+" FROM public.r ORDER BY id")
 	lake("__changes, latest change per key", "SELECT "+cols+` FROM (SELECT *, row_number() OVER
@@ -151,12 +151,12 @@ func checkLake(t *testing.T, e *Engine, s *shoptest.Shop, step, cols string, com
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffRows(t, step+": Iceberg scan of the compacted table", icebergRows(t, tbl, cols), want)
+	schemaDiffRows(t, step+": Iceberg scan of the compacted table", schemaIcebergRows(t, tbl, cols), want)
 }
 
 // icebergRows reads a table with iceberg-go, rows as text, sorted by the
 // first column (an integer).
-func icebergRows(t *testing.T, tbl *table.Table, cols string) [][]string {
+func schemaIcebergRows(t *testing.T, tbl *table.Table, cols string) [][]string {
 	t.Helper()
 	names := splitCols(cols)
 	at, err := tbl.Scan(table.WithSelectedFields(names...)).ToArrowTable(context.Background())
@@ -201,7 +201,7 @@ func splitCols(cols string) []string {
 	return out
 }
 
-func diffRows(t *testing.T, what string, got, want [][]string) {
+func schemaDiffRows(t *testing.T, what string, got, want [][]string) {
 	t.Helper()
 	if reflect.DeepEqual(got, want) {
 		return
