@@ -528,7 +528,7 @@ func (ru *run) compare(ctx context.Context, when string, compaction bool) []stri
 			if ref.lake, err = LakeNames(props["cdclake.column-names"]); err != nil {
 				return append(problems, err.Error())
 			}
-			resolved, dups, err := Resolve(recs, cols, ref.lake)
+			resolved, dups, err := Resolve(recs, cols, ref.lake, props["cdclake.column-defaults"])
 			release(recs)
 			if err != nil {
 				return append(problems, fmt.Sprintf("%s: resolve changelog: %v", label, err))
