@@ -34,6 +34,8 @@ func canonExpr(c Column) string {
 	col := ident(c.Name)
 	t := c.Type
 	switch {
+	case t == "boolean":
+		return col + "::text"
 	case strings.HasPrefix(t, "numeric("):
 		return fmt.Sprintf("CASE WHEN %s = 'NaN' THEN NULL ELSE %[1]s::text END", col)
 	case t == "date":
@@ -61,6 +63,15 @@ func canonFloat(s string, bits int) string {
 	v, err := strconv.ParseFloat(s, bits)
 	if err != nil {
 		return "unparsable float " + s
+	}
+	return floatText(v, bits)
+}
+
+// floatText prints a float exactly; -0 prints as 0, since PostgreSQL
+// holds -0 = 0 and DuckDB's hash aggregation may fold one into the other.
+func floatText(v float64, bits int) string {
+	if v == 0 {
+		v = 0
 	}
 	return strconv.FormatFloat(v, 'g', -1, bits)
 }
@@ -155,9 +166,9 @@ func format(arr arrow.Array, i int) string {
 	case *array.Uint32:
 		return strconv.FormatUint(uint64(a.Value(i)), 10)
 	case *array.Float32:
-		return strconv.FormatFloat(float64(a.Value(i)), 'g', -1, 32)
+		return floatText(float64(a.Value(i)), 32)
 	case *array.Float64:
-		return strconv.FormatFloat(a.Value(i), 'g', -1, 64)
+		return floatText(a.Value(i), 64)
 	case *array.Decimal128:
 		return decimalText(a.Value(i), a.DataType().(*arrow.Decimal128Type).Scale)
 	case *array.String:

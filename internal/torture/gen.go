@@ -43,11 +43,12 @@ type Gen struct {
 	R     *rand.Rand
 	Scale int
 	// Weights by action name (Actions); a missing name weighs 0.
-	Weights map[string]int
-	next    atomic.Int64 // next fresh key
-	newTabs int
-	Log     func(format string, args ...any)
-	Stats   map[string]int
+	Weights  map[string]int
+	next     atomic.Int64 // next fresh key
+	newTabs  int
+	ddlTable string // the table of the last DDL statement
+	Log      func(format string, args ...any)
+	Stats    map[string]int
 }
 
 // DefaultWeights reach every action.
@@ -130,9 +131,9 @@ func (g *Gen) Run(ctx context.Context, conn *pgx.Conn, name string) error {
 	case "attach_partition":
 		return g.attach(ctx, conn)
 	case "add_column", "add_column_default", "add_column_volatile", "add_column_notnull":
-		return g.addColumn(ctx, conn, name)
+		return g.touch(ctx, conn, g.addColumn(ctx, conn, name))
 	case "drop_column", "rename_column", "widen_type", "rewrite_type":
-		return g.alterColumn(ctx, conn, name)
+		return g.touch(ctx, conn, g.alterColumn(ctx, conn, name))
 	case "replica_identity":
 		t := []string{"main", "comp"}[g.R.IntN(2)]
 		ri := []string{"FULL", "DEFAULT"}[g.R.IntN(2)]
@@ -513,14 +514,25 @@ var (
 	widen    = map[string]string{"integer": "bigint", "numeric(10,2)": "numeric(14,3)", "character varying(10)": "text", "real": "double precision", "smallint": "integer"}
 )
 
+// touch follows a DDL statement on table g.ddlTable with a change to one
+// of its rows, as a service does after a migration: PostgreSQL sends a
+// table's new schema only with its next change (docs/types.md).
+func (g *Gen) touch(ctx context.Context, conn *pgx.Conn, err error) error {
+	if err != nil || g.ddlTable == "" {
+		return err
+	}
+	return g.tx(ctx, conn, func(tx pgx.Tx) error { return g.update(ctx, tx, g.ddlTable, 1, false) })
+}
+
 func (g *Gen) addColumn(ctx context.Context, conn *pgx.Conn, kind string) error {
 	tbl := []string{"main", "main", "comp"}[g.R.IntN(3)]
+	g.ddlTable = tbl
 	name := fmt.Sprintf("c%d", g.key()%1_000_000)
 	typ := addTypes[g.R.IntN(len(addTypes))]
 	def := ""
 	switch kind {
 	case "add_column_default":
-		def = " DEFAULT " + randomValue(g.R, typ) + "::" + typ
+		def = " DEFAULT (" + randomValue(g.R, typ) + ")::" + typ
 	case "add_column_notnull":
 		typ, def = "boolean", " NOT NULL DEFAULT true"
 	case "add_column_volatile":
@@ -531,6 +543,7 @@ func (g *Gen) addColumn(ctx context.Context, conn *pgx.Conn, kind string) error 
 
 func (g *Gen) alterColumn(ctx context.Context, conn *pgx.Conn, kind string) error {
 	tbl := []string{"main", "main", "comp"}[g.R.IntN(3)]
+	g.ddlTable = tbl
 	cols, err := Columns(ctx, conn, tbl)
 	if err != nil {
 		return err

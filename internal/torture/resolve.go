@@ -2,12 +2,14 @@ package torture
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
@@ -61,12 +63,44 @@ type change struct {
 // new because the change moved a row, the value of the row the change
 // before it deleted), d removes it, t empties the table. It also reports
 // every (_cdc_lsn, _cdc_seq) that appears more than once.
-func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string) (Rows, []string, error) {
+//
+// defaults is the changelog's cdclake.column-defaults: a column added
+// with a default PostgreSQL gave to the rows it already had (without
+// sending them) reads that default in every change before the position
+// recorded with it.
+func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, defaults string) (Rows, []string, error) {
+	var defs map[string]struct {
+		Value    json.RawMessage `json:"value"`
+		LSN, Seq int64
+	}
+	if defaults != "" {
+		if err := json.Unmarshal([]byte(defaults), &defs); err != nil {
+			return nil, nil, fmt.Errorf("read cdclake.column-defaults: %w", err)
+		}
+	}
 	var changes []change
 	for _, rec := range recs {
 		idx := map[string]int{}
 		for i, f := range rec.Schema().Fields() {
 			idx[f.Name] = i
+		}
+		type def struct {
+			val      *string
+			lsn, seq int64
+		}
+		recDefs := map[string]def{} // by source column name
+		for _, c := range cols {
+			d, ok := defs[lakeName(names, c.Name)]
+			j, has := idx[lakeName(names, c.Name)]
+			if !ok || !has {
+				continue
+			}
+			arr, _, err := array.FromJSON(memory.DefaultAllocator, rec.Schema().Field(j).Type, strings.NewReader("["+string(d.Value)+"]"))
+			if err != nil {
+				return nil, nil, fmt.Errorf("default of %s: %w", c.Name, err)
+			}
+			recDefs[c.Name] = def{Value(arr, 0), d.LSN, d.Seq}
+			arr.Release()
 		}
 		for _, m := range []string{colOp, colLSN, colSeq, colUnchanged} {
 			if _, ok := idx[m]; !ok {
@@ -74,9 +108,8 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string) (
 			}
 		}
 		for r := range int(rec.NumRows()) {
-			ch := change{op: format(rec.Column(idx[colOp]), r), row: map[string]*string{}, unchanged: map[string]bool{}}
-			ch.lsn = rec.Column(idx[colLSN]).(*array.Int64).Value(r)
-			ch.seq = rec.Column(idx[colSeq]).(*array.Int64).Value(r)
+			ch := change{op: format(rec.Column(idx[colOp]), r), row: map[string]*string{}, unchanged: map[string]bool{},
+				lsn: rec.Column(idx[colLSN]).(*array.Int64).Value(r), seq: rec.Column(idx[colSeq]).(*array.Int64).Value(r)}
 			var key []string
 			for _, c := range cols {
 				j, ok := idx[lakeName(names, c.Name)]
@@ -84,6 +117,9 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string) (
 					continue
 				}
 				ch.row[c.Name] = Value(rec.Column(j), r)
+				if d, ok := recDefs[c.Name]; ok && (ch.lsn < d.lsn || ch.lsn == d.lsn && ch.seq < d.seq) {
+					ch.row[c.Name] = d.val
+				}
 				if c.Key {
 					key = append(key, str(ch.row[c.Name]))
 				}

@@ -59,9 +59,9 @@ func SQLValue(r *rand.Rand, typ string, key bool) string {
 		return "NULL"
 	}
 	if e := edges[typ]; len(e) > 0 && r.IntN(3) == 0 && !key {
-		return e[r.IntN(len(e))] + "::" + typ
+		return "(" + e[r.IntN(len(e))] + ")::" + typ
 	}
-	return randomValue(r, typ) + "::" + typ
+	return "(" + randomValue(r, typ) + ")::" + typ
 }
 
 func randomValue(r *rand.Rand, typ string) string {
