@@ -142,7 +142,7 @@ func (s *sink) stage(ctx context.Context, tb tableBatch) error {
 		return err
 	}
 	for _, part := range tb.parts {
-		rec, err := p.evolve(part, s.log)
+		rec, err := s.evolve(ctx, tb.schema+"."+tb.name, p, part)
 		if err != nil {
 			return fmt.Errorf("evolve schema: %w", err)
 		}
@@ -209,9 +209,12 @@ func (s *sink) prepare(ctx context.Context, tb tableBatch, sc *arrow.Schema) (*t
 	if err != nil {
 		return nil, nil, err
 	}
-	rec, err := p.evolve(empty, s.log)
+	rec, err := s.evolve(ctx, tb.schema+"."+tb.name, p, empty)
 	if err != nil {
 		return nil, nil, fmt.Errorf("evolve schema: %w", err)
+	}
+	if rec != empty {
+		defer rec.Release()
 	}
 	st, err := p.tx.StagedTable()
 	if err != nil {
@@ -253,6 +256,50 @@ func (p *pendingTx) evolve(rec arrow.RecordBatch, log *slog.Logger) (arrow.Recor
 		p.schemas = append(p.schemas, rec.Schema())
 	}
 	return evolve(p.tx, rec, log)
+}
+
+// evolve brings the table's schema up to rec's columns (see evolve in
+// schema.go). A change is committed at once, in a commit of its own that
+// adds no rows and moves no watermark: iceberg-go v0.7.0 cannot commit two
+// schema changes in one transaction (the second asserts the schema id the
+// first staged, which the catalog does not have yet), and one batch may
+// carry several (ADD COLUMN, then RENAME, then ALTER TYPE in one flush).
+// The open transaction then goes on from the new table state; the files
+// written for it before stay valid, as schema evolution keeps field ids.
+// A crash after the schema commit is harmless: the replay finds the
+// columns in place.
+func (s *sink) evolve(ctx context.Context, key string, p *pendingTx, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	for attempt := 0; ; attempt++ {
+		before, err := p.tx.StagedTable()
+		if err != nil {
+			return nil, err
+		}
+		out, err := p.evolve(rec, s.log)
+		if err != nil {
+			return nil, err
+		}
+		after, err := p.tx.StagedTable()
+		if err != nil {
+			return nil, err
+		}
+		if after.Schema().ID == before.Schema().ID && maps.Equal(after.Properties(), before.Properties()) {
+			return out, nil
+		}
+		nt, err := p.tx.Commit(ctx)
+		if err == nil {
+			s.tables[key] = nt
+			p.tx, p.base = nt.NewTransaction(), nt
+			return out, nil
+		}
+		if out != rec {
+			out.Release()
+		}
+		fresh, lerr := s.cat.Iceberg().LoadTable(ctx, p.base.Identifier())
+		if lerr != nil || attempt >= 4 || !(Conflict(err) || moved(p.base, fresh)) {
+			return nil, fmt.Errorf("commit schema change: %w", err)
+		}
+		p.tx, p.base = fresh.NewTransaction(), fresh
+	}
 }
 
 // commitPending commits a table's open transaction. When another writer
