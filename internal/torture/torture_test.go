@@ -543,8 +543,8 @@ func (ru *run) compare(ctx context.Context, when string, compaction bool) []stri
 				return append(problems, fmt.Sprintf("%s: resolve changelog: %v", label, err))
 			}
 			problems = append(problems, prefix(label+": ", dups)...)
-			problems = append(problems, Diff("changelog resolved"+when, label, cols, src, resolved, 8)...)
-			problems = append(problems, ru.freshView(ctx, "fresh view"+when, ref.s.db, tb, cols, src, ref.lake)...)
+			problems = append(problems, Diff("changelog resolved "+when, label, cols, src, resolved, 8)...)
+			problems = append(problems, ru.freshView(ctx, "fresh view "+when, ref.s.db, tb, cols, src, ref.lake)...)
 			refs = append(refs, ref)
 		}
 	}
