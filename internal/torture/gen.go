@@ -180,7 +180,7 @@ func execSQL(ctx context.Context, q querier, stmts ...string) error {
 // Columns lists a table's live columns in order.
 func Columns(ctx context.Context, q querier, tbl string) ([]Column, error) {
 	rows, err := q.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-		coalesce(a.attnum = ANY (i.indkey), false)
+		coalesce(a.attnum = ANY (i.indkey), false), a.attnotnull
 		FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 		WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, tbl)
 	if err != nil {
@@ -188,7 +188,7 @@ func Columns(ctx context.Context, q querier, tbl string) ([]Column, error) {
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Column, error) {
 		var c Column
-		err := row.Scan(&c.Name, &c.Type, &c.Key)
+		err := row.Scan(&c.Name, &c.Type, &c.Key, &c.NotNull)
 		return c, err
 	})
 }
@@ -209,7 +209,7 @@ func (g *Gen) values(cols []Column) (names, vals []string) {
 		case c.Key && c.Type == "integer":
 			vals = append(vals, fmt.Sprint(g.key()%2_000_000_000))
 		default:
-			vals = append(vals, SQLValue(g.R, c.Type, c.Key))
+			vals = append(vals, SQLValue(g.R, c.Type, c.Key || c.NotNull))
 		}
 	}
 	return names, vals
@@ -316,7 +316,7 @@ func (g *Gen) update(ctx context.Context, q querier, tbl string, n int, big bool
 			if c.Name == "big" {
 				sets = append(sets, "big = "+toast(g.R, 2100+g.R.IntN(3000)))
 			} else {
-				sets = append(sets, ident(c.Name)+" = "+SQLValue(g.R, c.Type, false))
+				sets = append(sets, ident(c.Name)+" = "+SQLValue(g.R, c.Type, c.NotNull))
 			}
 		}
 		if len(sets) == 0 { // an update that changes nothing still sends the row

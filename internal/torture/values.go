@@ -11,7 +11,8 @@ import (
 type Column struct {
 	Name string
 	Type string // format_type(atttypid, atttypmod)
-	Key  bool   // part of the primary key
+	Key     bool   // part of the primary key
+	NotNull bool
 }
 
 // lit quotes s as an SQL string literal (standard_conforming_strings on).
