@@ -9,8 +9,8 @@ import (
 
 // Column is a source column as the catalog describes it.
 type Column struct {
-	Name string
-	Type string // format_type(atttypid, atttypmod)
+	Name    string
+	Type    string // format_type(atttypid, atttypmod)
 	Key     bool   // part of the primary key
 	NotNull bool
 }
