@@ -436,7 +436,7 @@ func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
 		}
 		targets = append(targets, target{s, parseLSN(lsn)})
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(90 * time.Second)
 	for _, tg := range targets {
 		for {
 			src, err := ru.cat.Source(ctx, tg.s.db)
@@ -444,7 +444,7 @@ func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: the lake did not catch up with LSN %X within 3 minutes (watermark %X, err %v); ingest exits: %v",
+				return fmt.Errorf("%s: the lake did not catch up with LSN %X within 90 s (watermark %X, err %v); ingest exits: %v",
 					tg.s.db, tg.lsn, src.LSN, err, tg.s.ingest.takeExits())
 			}
 			time.Sleep(100 * time.Millisecond)
