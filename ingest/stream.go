@@ -59,6 +59,7 @@ type stream struct {
 	failErr  error         // the first failure (flush or background snapshot)
 	failed   chan struct{} // closed at the first failure
 
+	flushed  chan struct{}  // closed when the flusher has stopped
 	bg       sync.WaitGroup // snapshots of tables added while streaming
 	reloadMu sync.Mutex     // one reload of a rewritten table at a time
 
@@ -70,7 +71,7 @@ type stream struct {
 
 func newStream(conn *pgconn.PgConn, dec *decoder, sk *sink, o Options, start, target uint64) *stream {
 	st := &stream{conn: conn, sink: sk, o: o, log: o.Logger, target: target, dec: dec,
-		walEnd: start, failed: make(chan struct{}), lastIdle: time.Now()}
+		walEnd: start, failed: make(chan struct{}), flushed: make(chan struct{}), lastIdle: time.Now()}
 	st.qcond = sync.NewCond(&st.qmu)
 	st.durable.Store(start)
 	st.spool = newSpool(o.SpillDir, o.MemoryBudget/4)
@@ -82,9 +83,8 @@ func (st *stream) run(ctx context.Context) error {
 	flushCtx, cancelFlush := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelFlush()
 	defer st.spool.close()
-	flusherDone := make(chan struct{})
 	go func() {
-		defer close(flusherDone)
+		defer close(st.flushed)
 		st.flusher(flushCtx)
 	}()
 	tickDone := make(chan struct{})
@@ -124,7 +124,7 @@ func (st *stream) run(ctx context.Context) error {
 		st.mu.Unlock()
 	}
 	st.closeQueue()
-	<-flusherDone
+	<-st.flushed
 	st.bg.Wait()
 	flushFailed := st.failure()
 	_ = st.conn.Conn().SetReadDeadline(time.Time{})
@@ -374,9 +374,24 @@ func (st *stream) reloadRewritten(ctx context.Context, schema, name, why string)
 		return fmt.Errorf("record the reload of %s.%s: %w", schema, name, err)
 	}
 	st.log.Warn("table rewritten in the source: reloading it", "table", schema+"."+name, "why", why)
+	// Rows of the old schema received before this point must reach the
+	// lake before the reload evolves the changelog to the new one, or they
+	// would arrive after it and start yet another column version.
+	before := st.walEnd
 	st.bg.Add(1)
 	go func() {
 		defer st.bg.Done()
+		for st.durable.Load() < before {
+			select {
+			case <-ctx.Done():
+				return
+			case <-st.flushed:
+				if st.durable.Load() < before {
+					return // stopped first: the running record reloads it at the next start
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 		st.reloadMu.Lock()
 		defer st.reloadMu.Unlock()
 		err := Reload(ctx, st.sink.cat, st.o, []string{pgx.Identifier{schema, name}.Sanitize()})
