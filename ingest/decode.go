@@ -99,7 +99,7 @@ type decoder struct {
 	onNew func(schema, name string)
 	// lakeTypes returns the PostgreSQL types of a table's columns as the
 	// lake last recorded them (cdclake.pg-types).
-	lakeTypes func(ctx context.Context, schema, name string) (map[string]string, error)
+	lakeTypes func(ctx context.Context, schema, name string) ([]typedColumn, error)
 	// onRewrite is called when a Relation message shows that a table's
 	// rows were rewritten with values no change carries (see rewritten).
 	onRewrite func(schema, name, why string) error
@@ -260,12 +260,26 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	}
 	var md *arrow.Metadata
 	old, seen := d.rels[m.RelationID]
-	if seen {
-		if r := renames(old.cols, rel.cols); len(r) > 0 {
-			js, _ := json.Marshal(r)
-			m := arrow.NewMetadata([]string{metaRenames}, []string{string(js)})
-			md = &m
+	// the columns before this message: as this session last saw them, else
+	// as the lake last committed them, so that a rename made while
+	// cdclake was stopped is still a rename
+	var prev []typedColumn
+	switch {
+	case seen:
+		for _, c := range old.cols {
+			prev = append(prev, typedColumn{c.name, c.dec.PGType()})
 		}
+	case d.lakeTypes != nil:
+		var err error
+		if prev, err = d.lakeTypes(ctx, rel.schema, rel.name); err != nil {
+			return err
+		}
+	}
+	renamed := renames(prev, rel.cols)
+	if len(renamed) > 0 {
+		js, _ := json.Marshal(renamed)
+		m := arrow.NewMetadata([]string{metaRenames}, []string{string(js)})
+		md = &m
 	}
 	rel.arrow = arrow.NewSchema(append(fields, cdcFields...), md)
 	key := rel.schema + "." + rel.name
@@ -297,26 +311,17 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	d.rels[m.RelationID] = rel
 	if d.onRewrite != nil && !rel.missing && !(d.inTx && d.tx.commitLSN < rel.committed) {
 		var before map[string]string // column -> PostgreSQL type before this message
-		switch {
-		case seen:
+		if prev != nil {
 			before = map[string]string{}
-			for _, c := range old.cols {
-				before[c.name] = c.dec.PGType()
-			}
-		case d.lakeTypes != nil:
-			var err error
-			if before, err = d.lakeTypes(ctx, rel.schema, rel.name); err != nil {
-				return err
+			for _, c := range prev {
+				before[c.name] = c.typ
 			}
 		}
-		var renamed map[string]bool
-		if seen {
-			renamed = map[string]bool{}
-			for _, r := range renames(old.cols, rel.cols) {
-				renamed[r[1]] = true
-			}
+		to := map[string]bool{}
+		for _, r := range renamed {
+			to[r[1]] = true
 		}
-		if why := rewritten(before, rel.cols, attrs, renamed); why != "" {
+		if why := rewritten(before, rel.cols, attrs, to); why != "" {
 			return d.onRewrite(rel.schema, rel.name, why)
 		}
 	}
@@ -407,32 +412,43 @@ func defaultJSON(dec *pgarrow.Column, text string) (string, error) {
 
 // renames finds columns that kept their position and type but not their
 // name between two versions of a relation (ALTER TABLE ... RENAME COLUMN).
-func renames(old, nu []relColumn) [][2]string {
-	names := func(cs []relColumn) map[string]bool {
-		m := map[string]bool{}
-		for _, c := range cs {
-			m[c.name] = true
-		}
-		return m
+func renames(old []typedColumn, nu []relColumn) [][2]string {
+	oldNames, newNames := map[string]bool{}, map[string]bool{}
+	for _, c := range old {
+		oldNames[c.name] = true
 	}
-	oldNames, newNames := names(old), names(nu)
+	for _, c := range nu {
+		newNames[c.name] = true
+	}
 	var out [][2]string
 	for i, c := range nu {
-		if i < len(old) && !oldNames[c.name] && !newNames[old[i].name] && old[i].oid == c.oid {
+		if i < len(old) && !oldNames[c.name] && !newNames[old[i].name] && old[i].typ == c.dec.PGType() {
 			out = append(out, [2]string{old[i].name, c.name})
 		}
 	}
 	return out
 }
 
-// pgTypes returns the JSON object of the columns' PostgreSQL types.
+// typedColumn is a column's name and PostgreSQL type.
+type typedColumn struct{ name, typ string }
+
+// pgTypes returns the JSON object of the columns' PostgreSQL types, its
+// keys in the columns' order (lakePGTypes reads the order back).
 func (rel *relation) pgTypes() string {
-	m := make(map[string]string, len(rel.cols))
-	for _, c := range rel.cols {
-		m[c.name] = c.dec.PGType()
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, c := range rel.cols {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(c.name)
+		v, _ := json.Marshal(c.dec.PGType())
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
 	}
-	b, _ := json.Marshal(m)
-	return string(b)
+	b.WriteByte('}')
+	return b.String()
 }
 
 func identityColumns(rel *relation) []string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -200,7 +201,7 @@ func column[T arrow.Array](rec arrow.RecordBatch, name string) (T, bool) {
 // lakePGTypes returns the PostgreSQL types of a changelog's columns as
 // last recorded (cdclake.pg-types); nil when the table or the record
 // does not exist.
-func (s *sink) lakePGTypes(ctx context.Context, schema, name string) (map[string]string, error) {
+func (s *sink) lakePGTypes(ctx context.Context, schema, name string) ([]typedColumn, error) {
 	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, schema, name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return nil, nil
@@ -212,9 +213,32 @@ func (s *sink) lakePGTypes(ctx context.Context, schema, name string) (map[string
 	if v == "" {
 		return nil, nil
 	}
-	var out map[string]string
-	if err := json.Unmarshal([]byte(v), &out); err != nil {
+	cols, err := orderedTypes(v)
+	if err != nil {
 		return nil, fmt.Errorf("read %s of %s.%s: %w", PropPGTypes, schema, name, err)
+	}
+	return cols, nil
+}
+
+// orderedTypes reads a cdclake.pg-types object keeping its keys' order
+// (the columns' order when ingest wrote it).
+func orderedTypes(v string) ([]typedColumn, error) {
+	dec := json.NewDecoder(strings.NewReader(v))
+	if _, err := dec.Token(); err != nil { // {
+		return nil, err
+	}
+	var out []typedColumn
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var typ string
+		if err := dec.Decode(&typ); err != nil {
+			return nil, err
+		}
+		name, _ := k.(string)
+		out = append(out, typedColumn{name, typ})
 	}
 	return out, nil
 }
