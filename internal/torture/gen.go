@@ -556,9 +556,10 @@ func (g *Gen) alterColumn(ctx context.Context, conn *pgx.Conn, kind string) erro
 		if kind == "widen_type" && widen[c.Type] == "" {
 			continue
 		}
-		if kind == "rewrite_type" && c.Type == "text" {
-			// text to text USING ... changes no type: PostgreSQL's messages
-			// do not show it (a known problem, docs/reliability.md)
+		if kind == "rewrite_type" && (c.Type == "text" || strings.HasPrefix(c.Type, "character varying")) {
+			// a USING rewrite whose type change is none or a widening:
+			// PostgreSQL's messages do not show it (a known problem,
+			// docs/reliability.md)
 			continue
 		}
 		if kind == "drop_column" && len(cols) < 6 {
