@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cdclake/cdclake/catalog"
 )
 
 // Partitions of a partitioned table. The publication publishes through
@@ -271,16 +274,37 @@ func (w *partitionWatcher) check(ctx context.Context) error {
 		if w.seen[r.OID] == key {
 			continue
 		}
-		why, exists, err := w.differs(ctx, r, cur)
+		was, recorded, exists, err := w.recorded(ctx, r)
 		if err != nil {
 			return err
 		}
 		if !exists {
-			continue // nothing in the lake yet; its copy records the set
+			continue // nothing in the lake yet, or its first copy runs: the copy records the set
+		}
+		why := "no partition set recorded in the lake (a table copied by an older cdclake, or never copied)"
+		if recorded {
+			why = cur.changes(was)
 		}
 		if why == "" {
 			w.seen[r.OID] = key
 			continue
+		}
+		if recorded {
+			fctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
+			fresh, err := onlyFreshPartitions(fctx, w.conn, was, cur)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if fresh {
+				// their rows, if any come, are streamed: nothing to copy
+				if err := w.record(ctx, r, cur); err != nil {
+					return err
+				}
+				w.st.log.Info("empty partitions created or attached: recorded without a reload", "table", r.Schema+"."+r.Name, "why", why)
+				w.seen[r.OID] = key
+				continue
+			}
 		}
 		table := r.Schema + "." + r.Name
 		if !w.reload {
@@ -301,25 +325,98 @@ func (w *partitionWatcher) check(ctx context.Context) error {
 	return nil
 }
 
-// differs compares a table's current partition set with the one recorded
-// on its changelog; it reports whether the changelog exists.
-func (w *partitionWatcher) differs(ctx context.Context, r publishedRoot, cur partitionSet) (string, bool, error) {
+// recorded returns the partition set recorded on a table's changelog and
+// whether one is; exists is false when there is no changelog to compare
+// (or while the first copy of the table runs, which records the set).
+func (w *partitionWatcher) recorded(ctx context.Context, r publishedRoot) (was partitionSet, recorded, exists bool, err error) {
 	lctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
 	defer cancel()
 	tbl, err := w.st.sink.cat.Iceberg().LoadTable(lctx, Ident(w.st.o.Name, r.Schema, r.Name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
-		return "", false, nil
+		return nil, false, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("load %s.%s: %w", r.Schema, r.Name, err)
+		return nil, false, false, fmt.Errorf("load %s.%s: %w", r.Schema, r.Name, err)
 	}
 	v, ok := tbl.Properties()[PropPartitions]
-	if !ok {
-		return "no partition set recorded in the lake (a table copied by an older cdclake, or never copied)", true, nil
+	if ok {
+		was, err := decodePartitionSet(v)
+		return was, true, true, err
 	}
-	was, err := decodePartitionSet(v)
+	snaps, err := w.st.sink.cat.Snapshots(lctx, w.st.o.Name)
 	if err != nil {
-		return "", true, err
+		return nil, false, false, err
 	}
-	return cur.changes(was), true, nil
+	for _, sn := range snaps {
+		if sn.Schema == r.Schema && sn.Table == r.Name && sn.State == catalog.SnapshotRunning {
+			return nil, false, false, nil
+		}
+	}
+	return nil, false, true, nil
+}
+
+// onlyFreshPartitions reports whether cur only adds partitions to was
+// that are empty and were never truncated or rewritten (relfilenode still
+// the oid PostgreSQL gave the new table): a partition created for future
+// rows (CREATE TABLE ... PARTITION OF, pg_partman's premade partitions),
+// or an empty table attached. Such a partition held no rows when it
+// joined (rows it had and lost since were deleted, which is streamed), so
+// the lake lacks nothing and needs no reload.
+func onlyFreshPartitions(ctx context.Context, conn *pgx.Conn, was, cur partitionSet) (bool, error) {
+	now := map[uint32]partitionLeaf{}
+	for _, l := range cur {
+		now[l.OID] = l
+	}
+	for _, l := range was {
+		if n, ok := now[l.OID]; !ok || n.Filenode != l.Filenode {
+			return false, nil
+		}
+		delete(now, l.OID)
+	}
+	for _, l := range now {
+		if l.Filenode != l.OID {
+			return false, nil
+		}
+		var empty bool
+		if err := conn.QueryRow(ctx, "SELECT NOT EXISTS (SELECT FROM ONLY "+l.Name+")").Scan(&empty); err != nil {
+			return false, fmt.Errorf("read partition %s: %w", l.Name, err)
+		}
+		if !empty {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// record commits set as a table's recorded partition set, beside the
+// stream's commits (a commit of one property, made again on the table's
+// new state when another writer committed first).
+func (w *partitionWatcher) record(ctx context.Context, r publishedRoot, set partitionSet) error {
+	w.st.reloadMu.Lock() // not beside a reload, which records its own set
+	defer w.st.reloadMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt*attempt) * 50 * time.Millisecond)
+		}
+		lctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
+		err := func() error {
+			tbl, err := w.st.sink.cat.Iceberg().LoadTable(lctx, Ident(w.st.o.Name, r.Schema, r.Name))
+			if err != nil {
+				return err
+			}
+			tx := tbl.NewTransaction()
+			if err := tx.SetProperties(iceberg.Properties{PropPartitions: set.encode()}); err != nil {
+				return err
+			}
+			_, err = tx.Commit(lctx)
+			return err
+		}()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if attempt >= 4 || !Conflict(err) {
+			return fmt.Errorf("record the partitions of %s.%s: %w", r.Schema, r.Name, err)
+		}
+	}
 }
