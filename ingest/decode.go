@@ -601,6 +601,7 @@ type tableBatch struct {
 	schema, name string
 	keys         []string
 	pgTypes      string // JSON column -> PostgreSQL type
+	partitions   string // a snapshot's PropPartitions, "" for none
 	parts        []arrow.RecordBatch
 }
 

@@ -339,8 +339,10 @@ func TestPartitionedTable(t *testing.T) {
 	for _, r := range scanRows(t, cat, "part", "public", "m") {
 		got = append(got, fmt.Sprintf("%s%v%v", r[ColOp], r["id"], r["v"]))
 	}
-	if strings.Join(got, " ") != "c1a c2b u1c" {
-		t.Errorf("changes of m = %v, want c1a c2b u1c", got)
+	// the attached partition held a row when the run checked the
+	// partitions (docs/types.md), so a reload of the whole state may follow
+	if g := strings.Join(got, " "); g != "c1a c2b u1c" && g != "c1a c2b u1c t<nil><nil> r1c r2b" {
+		t.Errorf("changes of m = %v, want c1a c2b u1c, maybe followed by a reload t r1c r2b", got)
 	}
 	for ident, err := range cat.Iceberg().ListTables(context.Background(), Ident("part", "public", "")[:2]) {
 		if err != nil {

@@ -139,7 +139,27 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 			return nil
 		}
 	}
-	return st.run(ctx)
+	// partitions changed without a change message (see PropPartitions)
+	pw := newPartitionWatcher(st, src.pgxConfig(), o.Snapshot == "initial")
+	if o.CatchUp {
+		// one check, which run waits for
+		st.bg.Add(1)
+		go func() {
+			defer st.bg.Done()
+			pw.once(ctx)
+		}()
+		return st.run(ctx)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		pw.run(watchCtx)
+	}()
+	err = st.run(ctx)
+	stopWatch()
+	<-watchDone
+	return err
 }
 
 // startPosition reconciles the slot with the catalog's watermark, creating

@@ -63,6 +63,10 @@ type Options struct {
 	// IdleAckInterval is how often an idle source's watermark follows the
 	// server's WAL position, so the slot does not hold WAL (default 10 s).
 	IdleAckInterval time.Duration
+	// PartitionCheckInterval is how often the partitions of published
+	// partitioned tables are compared with those their rows in the lake
+	// came from; a table whose partitions changed is reloaded (default 5 s).
+	PartitionCheckInterval time.Duration
 
 	Hooks  Hooks
 	Logger *slog.Logger
@@ -115,6 +119,9 @@ func (o Options) withDefaults(dbName string) Options {
 	}
 	if o.IdleAckInterval <= 0 {
 		o.IdleAckInterval = 10 * time.Second
+	}
+	if o.PartitionCheckInterval <= 0 {
+		o.PartitionCheckInterval = 5 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -194,6 +194,9 @@ func (s *sink) open(ctx context.Context, tb tableBatch) (*pendingTx, error) {
 	if tb.pgTypes != "" {
 		p.pgTypes = tb.pgTypes
 	}
+	if tb.partitions != "" {
+		p.partitions = tb.partitions
+	}
 	return p, nil
 }
 
@@ -241,12 +244,13 @@ func (s *sink) addFiles(key string, files []iceberg.DataFile) {
 // first exactly these files can be added again on the table's new state
 // (restage).
 type pendingTx struct {
-	tx      *table.Transaction
-	base    *table.Table
-	id      string             // unique, in the commit's snapshot summary: did it land?
-	pgTypes string             // PostgreSQL types of the columns last staged
-	schemas []*arrow.Schema    // source schemas evolved in, in order
-	files   []iceberg.DataFile // written for this transaction
+	tx         *table.Transaction
+	base       *table.Table
+	id         string             // unique, in the commit's snapshot summary: did it land?
+	pgTypes    string             // PostgreSQL types of the columns last staged
+	partitions string             // PropPartitions to record, "" for none
+	schemas    []*arrow.Schema    // source schemas evolved in, in order
+	files      []iceberg.DataFile // written for this transaction
 }
 
 // evolve brings the transaction's schema up to rec's columns (see
@@ -348,7 +352,7 @@ func (s *sink) commitPending(ctx context.Context, key string, lsn uint64, setLSN
 // restage starts a transaction on the table's state fresh that makes the
 // same schema changes and adds the same data files as p.
 func (p *pendingTx) restage(fresh *table.Table, log *slog.Logger) (*pendingTx, error) {
-	np := &pendingTx{tx: fresh.NewTransaction(), base: fresh, id: uuid.NewString(), pgTypes: p.pgTypes, files: p.files}
+	np := &pendingTx{tx: fresh.NewTransaction(), base: fresh, id: uuid.NewString(), pgTypes: p.pgTypes, partitions: p.partitions, files: p.files}
 	for _, sc := range p.schemas {
 		empty := emptyRecord(sc)
 		_, err := np.evolve(empty, log)
@@ -445,6 +449,9 @@ func (s *sink) finish(ctx context.Context, key string, lsn uint64, setLSN bool) 
 	}
 	if p.pgTypes != "" && st.Properties()[PropPGTypes] != p.pgTypes {
 		props[PropPGTypes] = p.pgTypes
+	}
+	if p.partitions != "" && st.Properties()[PropPartitions] != p.partitions {
+		props[PropPartitions] = p.partitions
 	}
 	if len(props) > 0 {
 		if err := p.tx.SetProperties(props); err != nil {

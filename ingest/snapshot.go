@@ -55,6 +55,9 @@ type snapTable struct {
 	bytes    int64 // size on disk, for the estimate of time left
 	progress catalog.TableSnapshot
 	left     int // chunks not yet written
+	// partitions is a partitioned table's leaf partitions under the
+	// snapshot, recorded with its commit (PropPartitions); "" otherwise
+	partitions string
 }
 
 type chunk struct {
@@ -82,6 +85,9 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 	}
 	tables, err := s.planSnapshot(ctx, reg, names)
 	if err != nil {
+		return err
+	}
+	if err := s.recordPartitions(ctx, snap, tables); err != nil {
 		return err
 	}
 	started := time.Now()
@@ -220,12 +226,31 @@ func (s *source) planSnapshot(ctx context.Context, reg *pgarrow.Registry, names 
 	return out, nil
 }
 
+// recordPartitions notes the leaf partitions of the partitioned tables
+// as of the snapshot, to be committed with their rows (PropPartitions).
+func (s *source) recordPartitions(ctx context.Context, snap string, tables []*snapTable) error {
+	oids := make([]uint32, len(tables))
+	for i, t := range tables {
+		oids[i] = t.oid
+	}
+	sets, err := s.partitionSetsAt(ctx, snap, oids)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		if set, ok := sets[t.oid]; ok {
+			t.partitions = set.encode()
+		}
+	}
+	return nil
+}
+
 // prepareSnapshot opens each table's transaction (creating the table and
 // evolving its schema), with a truncate marker first when the tables are
 // reloaded, so that workers can write files for it.
 func prepareSnapshot(ctx context.Context, sk *sink, tables []*snapTable, lsn uint64, truncate bool, now time.Time) error {
 	for _, t := range tables {
-		tb := tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes()}
+		tb := tableBatch{schema: t.rel.schema, name: t.rel.name, keys: t.rel.keys, pgTypes: t.rel.pgTypes(), partitions: t.partitions}
 		if truncate {
 			b := array.NewRecordBuilder(memory.DefaultAllocator, t.rel.arrow)
 			for i := range t.rel.cols {

@@ -35,6 +35,7 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.FlushTimeout, "flush-timeout", 0, "longest time one flush may take before ingest gives up and exits (default 2m)")
 	fs.BoolVar(&o.Resnapshot, "resnapshot", false, "replace a missing or invalidated replication slot and reload every table")
 	fs.Int64Var(&o.MemoryBudget, "memory-budget", 0, "bytes of memory for transactions streamed while they run, beyond which they spill to disk (default 256 MiB)")
+	fs.DurationVar(&o.PartitionCheckInterval, "partition-check-interval", 0, "how often the partitions of partitioned tables are checked; a table whose partitions were attached, detached, dropped or truncated is reloaded (default 5s)")
 	fs.StringVar(&o.SpillDir, "spill-dir", "", "folder for spilled transactions (default: in the system temp folder)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -45,8 +46,8 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags go before nothing else)", fs.Arg(0))
 	}
-	if o.FlushAge < 0 || o.FlushTimeout < 0 || o.MemoryBudget < 0 || o.SnapshotWorkers < 0 {
-		return errors.New("--flush-interval, --flush-timeout, --memory-budget and --snapshot-workers must not be negative")
+	if o.FlushAge < 0 || o.FlushTimeout < 0 || o.MemoryBudget < 0 || o.SnapshotWorkers < 0 || o.PartitionCheckInterval < 0 {
+		return errors.New("--flush-interval, --flush-timeout, --memory-budget, --snapshot-workers and --partition-check-interval must not be negative")
 	}
 	if o.Snapshot != "never" && o.Snapshot != "initial" {
 		return fmt.Errorf("--snapshot must be initial or never, not %q", o.Snapshot)
