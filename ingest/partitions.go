@@ -241,6 +241,9 @@ func (w *partitionWatcher) check(ctx context.Context) error {
 		}
 		w.conn = conn
 	}
+	if err := w.copyNewTables(ctx); err != nil {
+		return err
+	}
 	qctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
 	defer cancel()
 	rows, err := w.conn.Query(qctx, `SELECT DISTINCT c.oid, n.nspname, c.relname
@@ -321,6 +324,62 @@ func (w *partitionWatcher) check(ctx context.Context) error {
 			return reloadError{fmt.Errorf("reload of %s after its partitions changed: %w", table, err)}
 		}
 		// not marked seen: the next check compares with the set the reload recorded
+	}
+	return nil
+}
+
+// copyNewTables copies the existing rows of published tables that have no
+// copy recorded in the catalog. A table added to the publication while
+// streaming is copied when its first change arrives (stream.reloadNew);
+// one that does not change is copied here, within a check interval.
+func (w *partitionWatcher) copyNewTables(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
+	defer cancel()
+	rows, err := w.conn.Query(qctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", w.st.o.Publication)
+	if err != nil {
+		return fmt.Errorf("list published tables: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Schema, Name string }])
+	if err != nil {
+		return fmt.Errorf("list published tables: %w", err)
+	}
+	copied := func() (map[string]bool, error) {
+		snaps, err := w.st.sink.cat.Snapshots(ctx, w.st.o.Name)
+		out := map[string]bool{}
+		for _, sn := range snaps {
+			out[sn.Schema+"."+sn.Table] = true
+		}
+		return out, err
+	}
+	have, err := copied()
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		table := t.Schema + "." + t.Name
+		if have[table] {
+			continue
+		}
+		if !w.reload {
+			if w.seen[0] == "" { // warn once
+				w.st.log.Warn("published tables without a copy of their rows (--snapshot never: run cdclake snapshot --table)", "table", table)
+				w.seen[0] = table
+			}
+			continue
+		}
+		w.st.reloadMu.Lock()
+		have, err = copied() // a reload of its first change may have run meanwhile
+		if err == nil && !have[table] {
+			w.st.log.Info("published table without a copy of its rows: copying it", "table", table)
+			err = Reload(ctx, w.st.sink.cat, w.st.o, []string{pgx.Identifier{t.Schema, t.Name}.Sanitize()})
+			if err != nil {
+				err = reloadError{fmt.Errorf("copy of new table %s: %w", table, err)}
+			}
+		}
+		w.st.reloadMu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

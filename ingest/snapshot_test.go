@@ -233,3 +233,43 @@ func TestAddTableWhileStreaming(t *testing.T) {
 	}
 	compareState(t, cat, url, "grow", "later")
 }
+
+// TestAddQuietTableWhileStreaming: a table added to the publication that
+// then never changes is copied all the same (found by internal/torture:
+// the copy waited for a first change that never came).
+func TestAddQuietTableWhileStreaming(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB(t, "grow")
+	pg.Exec(t, "grow", fmt.Sprintf(itemsDDL, "items"), fmt.Sprintf(itemsDDL, "quiet"),
+		"INSERT INTO quiet SELECT g, 'q' || g, g FROM generate_series(1, 500) g",
+		"CREATE PUBLICATION cdclake_grow FOR TABLE items WITH (publish_via_partition_root = true)")
+	cat := openCatalog(t, "file://"+t.TempDir(), nil)
+	o := Options{Source: url, FlushAge: 100 * time.Millisecond, PartitionCheckInterval: 200 * time.Millisecond}
+	if err := catchUp(t, cat, o); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cat, o) }()
+	pg.Exec(t, "grow", "ALTER PUBLICATION cdclake_grow ADD TABLE quiet")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snaps, _ := cat.Snapshots(context.Background(), "grow")
+		copied := false
+		for _, s := range snaps {
+			copied = copied || (s.Table == "quiet" && s.State == catalog.SnapshotDone)
+		}
+		if copied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the quiet table added to the publication was not copied within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	compareState(t, cat, url, "grow", "quiet")
+}
