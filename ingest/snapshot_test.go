@@ -251,6 +251,11 @@ func TestAddQuietTableWhileStreaming(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cat, o) }()
+	// streaming, past its start-up (which copies tables without a record)
+	pg.Exec(t, "grow", "INSERT INTO items VALUES (1, 'a', 1)")
+	for len(scanRows(t, cat, "grow", "public", "items")) == 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
 	pg.Exec(t, "grow", "ALTER PUBLICATION cdclake_grow ADD TABLE quiet")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
