@@ -218,9 +218,14 @@ func (ru *run) connect(s *source) *pgx.Conn {
 	return c
 }
 
+// partitionCheck is how often ingest looks for partition changes and
+// tables added to the publication that PostgreSQL sends nothing about.
+const partitionCheck = 500 * time.Millisecond
+
 func (ru *run) ingestArgs(s *source) []string {
 	return append([]string{"ingest", "--source", s.url, "--name", s.db, "--publication", s.pub,
-		"--memory-budget", strconv.Itoa(16 << 20), "--flush-interval", "200ms", "--snapshot-workers", "2"}, ru.lakeArg...)
+		"--memory-budget", strconv.Itoa(16 << 20), "--flush-interval", "200ms", "--snapshot-workers", "2",
+		"--partition-check-interval", partitionCheck.String()}, ru.lakeArg...)
 }
 
 // waitLakeReady waits for the first ingest to create the catalog.
@@ -450,7 +455,10 @@ func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	// tables added while streaming are loaded beside the stream
+	// tables added while streaming, and partitioned tables whose partitions
+	// changed, are loaded beside the stream, the latter once ingest's
+	// watcher has looked (every partitionCheck)
+	time.Sleep(2 * partitionCheck)
 	for _, s := range ru.srcs {
 		tabs, err := publishedTables(ctx, s)
 		if err != nil {
