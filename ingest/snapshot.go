@@ -516,22 +516,37 @@ func appendCDC(b *array.RecordBuilder, n int, op string, lsn, seq, xid int64, ts
 func writeSnapshot(ctx context.Context, sk *sink, o Options, tables []*snapTable, lsn uint64, truncate bool, in <-chan chunkDone) error {
 	lastLog := time.Now()
 	started := lastLog
+	commit := func(t *snapTable) error {
+		key := t.rel.schema + "." + t.rel.name
+		sk.addFiles(key, t.files)
+		if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
+			return err
+		}
+		t.progress.State = catalog.SnapshotDone
+		if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
+			return err
+		}
+		o.Logger.Info("table snapshot committed", "table", key, "rows", t.progress.Rows, "files", len(t.files))
+		return nil
+	}
+	// a partitioned table without partitions has no chunk to wait for: its
+	// (truncate marker and) partition set commit at once
+	for _, t := range tables {
+		if len(t.chunks) == 0 {
+			if err := commit(t); err != nil {
+				return err
+			}
+		}
+	}
 	for d := range in {
 		t := tables[d.table]
 		t.files = append(t.files, d.files...)
 		t.progress.Rows += d.rows
 		t.progress.Bytes += d.bytes
 		if t.left--; t.left == 0 {
-			key := t.rel.schema + "." + t.rel.name
-			sk.addFiles(key, t.files)
-			if err := sk.commitPending(ctx, key, lsn, !truncate); err != nil {
+			if err := commit(t); err != nil {
 				return err
 			}
-			t.progress.State = catalog.SnapshotDone
-			if err := sk.cat.PutSnapshot(ctx, t.progress); err != nil {
-				return err
-			}
-			o.Logger.Info("table snapshot committed", "table", key, "rows", t.progress.Rows, "files", len(t.files))
 		}
 		if time.Since(lastLog) >= o.ProgressInterval {
 			lastLog = time.Now()

@@ -161,3 +161,29 @@ func checkPartitioned(t *testing.T, e *Engine, s *shoptest.Shop, when string) {
 			when, len(got), head(diffRows(got, want)), len(want), head(diffRows(want, got)))
 	}
 }
+
+// TestPartitionsAllDropped: when every partition is dropped, the reload
+// of a partitioned table without partitions still commits (its truncate
+// marker empties the table); found by internal/torture, where it was
+// reloaded again and again and kept its old rows.
+func TestPartitionsAllDropped(t *testing.T) {
+	pg := pgtest.Start(t)
+	loc := shoptest.FileLake(t)
+	pg.CreateDB(t, "partnone")
+	pg.Exec(t, "partnone", partitionDDL...)
+	s := shoptest.Attach(t, pg, "partnone", loc.URL(), nil)
+	e := openEngine(t, s.Cat, Options{Lake: loc})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ingest.Run(ctx, s.Cat, ingest.Options{Source: s.URL,
+			FlushAge: 100 * time.Millisecond, PartitionCheckInterval: 200 * time.Millisecond})
+	}()
+	pg.Exec(t, "partnone", "DROP TABLE m_2025", "DROP TABLE m_2026")
+	waitWhole(t, e, s.URL, 30*time.Second)
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("ingest: %v", err)
+	}
+	checkPartitioned(t, e, s, "streamed")
+}
