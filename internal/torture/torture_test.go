@@ -104,12 +104,22 @@ type run struct {
 }
 
 func TestTorture(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s, err := strconv.ParseUint(os.Getenv("CDCLAKE_TORTURE_SEED"), 10, 64); err == nil {
+	// the CI run repeats one seed, so that a red run is a regression of
+	// the code and not of the draw; CDCLAKE_TORTURE_SEED=random explores
+	seed := uint64(20261203)
+	switch v := os.Getenv("CDCLAKE_TORTURE_SEED"); v {
+	case "":
+	case "random":
+		seed = uint64(time.Now().UnixNano())
+	default:
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CDCLAKE_TORTURE_SEED=%q: want a number or random", v)
+		}
 		seed = s
 	}
 	scale := envInt("CDCLAKE_TORTURE_SCALE", 1)
-	rounds := envInt("CDCLAKE_TORTURE_ROUNDS", 12) * scale
+	rounds := envInt("CDCLAKE_TORTURE_ROUNDS", 30) * scale
 	w := overrides(t, "CDCLAKE_TORTURE_WEIGHTS", DefaultWeights)
 	features := overrides(t, "CDCLAKE_TORTURE_FEATURES", Features)
 	t.Logf("torture: seed=%d rounds=%d scale=%d (repeat with CDCLAKE_TORTURE_SEED=%d)", seed, rounds, scale, seed)
