@@ -304,6 +304,9 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 			if err := copyChunk(gctx, conn, tables[c.table], cc, int64(lsn)-1, ts); err != nil {
 				return fmt.Errorf("copy %s: %w", c.from, err)
 			}
+			if err := checkNotRewritten(gctx, conn, c.from); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -322,6 +325,25 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 		return nil
 	})
 	return g.Wait()
+}
+
+// checkNotRewritten fails when relation from was rewritten (ALTER TABLE
+// ... TYPE, TRUNCATE, VACUUM FULL, CLUSTER) after the snapshot was taken:
+// such a rewrite is not MVCC-safe, and a COPY under the older snapshot
+// reads the new file as empty. pg_class read by the query shows the file
+// as of the snapshot, pg_relation_filenode the current one. The copy then
+// fails as a whole; its tables' records stay "running", so the next start
+// copies them again under a new snapshot.
+func checkNotRewritten(ctx context.Context, conn *pgx.Conn, from string) error {
+	var rewritten bool
+	err := conn.QueryRow(ctx, `SELECT c.relfilenode <> pg_relation_filenode(c.oid) FROM pg_class c WHERE c.oid = $1::regclass`, from).Scan(&rewritten)
+	if err != nil {
+		return fmt.Errorf("check %s for a rewrite: %w", from, err)
+	}
+	if rewritten {
+		return fmt.Errorf("%s was rewritten in the source while it was copied (ALTER TABLE ... TYPE, TRUNCATE, VACUUM FULL), so the copy missed rows: it is copied again at the next start", from)
+	}
+	return nil
 }
 
 // chunkCopy is a chunk being read: its records, and its COPY bytes once
