@@ -83,7 +83,7 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 	if len(names) == 0 {
 		return nil
 	}
-	tables, err := s.planSnapshot(ctx, reg, names)
+	tables, err := s.planAt(ctx, reg, snap, names)
 	if err != nil {
 		return err
 	}
@@ -142,6 +142,22 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 	}
 	o.Logger.Info("snapshot done", "tables", len(tables), "took", time.Since(started).Round(time.Millisecond))
 	return nil
+}
+
+// planAt plans the copy under the exported snapshot snap, so that the
+// columns copied are the tables' columns as of the snapshot: a column
+// added later reaches the lake with the stream, which records its
+// default for the rows before it (docs/types.md).
+func (s *source) planAt(ctx context.Context, reg *pgarrow.Registry, snap string, names []string) ([]*snapTable, error) {
+	tx, err := s.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("begin planning transaction: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, fmt.Sprintf("SET TRANSACTION SNAPSHOT '%s'", snap)); err != nil {
+		return nil, fmt.Errorf("set transaction snapshot: %w", err)
+	}
+	return s.planSnapshot(ctx, reg, names)
 }
 
 // planSnapshot resolves each table's columns and splits it into chunks.

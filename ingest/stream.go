@@ -158,6 +158,9 @@ func (st *stream) receive(ctx context.Context) error {
 		switch m := raw.(type) {
 		case *pgproto3.CopyData:
 			if err := st.copyData(ctx, m.Data); err != nil {
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					return nil // asked to stop during a look-up: a clean stop
+				}
 				return err
 			}
 		case *pgproto3.ErrorResponse:
