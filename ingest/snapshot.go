@@ -317,11 +317,11 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-			if err := copyChunk(gctx, conn, tables[c.table], cc, int64(lsn)-1, ts); err != nil {
-				return fmt.Errorf("copy %s: %w", c.from, err)
-			}
 			if err := checkNotRewritten(gctx, conn, c.from); err != nil {
 				return err
+			}
+			if err := copyChunk(gctx, conn, tables[c.table], cc, int64(lsn)-1, ts); err != nil {
+				return fmt.Errorf("copy %s: %w", c.from, err)
 			}
 		}
 		return nil
@@ -343,14 +343,18 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 	return g.Wait()
 }
 
-// checkNotRewritten fails when relation from was rewritten (ALTER TABLE
-// ... TYPE, TRUNCATE, VACUUM FULL, CLUSTER) after the snapshot was taken:
-// such a rewrite is not MVCC-safe, and a COPY under the older snapshot
-// reads the new file as empty. pg_class read by the query shows the file
-// as of the snapshot, pg_relation_filenode the current one. The copy then
-// fails as a whole; its tables' records stay "running", so the next start
-// copies them again under a new snapshot.
+// checkNotRewritten locks relation from until the copy's transaction ends
+// (so no rewrite can commit while it is read) and fails when it was
+// rewritten (ALTER TABLE ... TYPE, TRUNCATE, VACUUM FULL, CLUSTER) after
+// the snapshot was taken: such a rewrite is not MVCC-safe, and a COPY
+// under the older snapshot reads the new file as empty. pg_class read by
+// the query shows the file as of the snapshot, pg_relation_filenode the
+// current one. The copy then fails as a whole; its tables' records stay
+// "running", so the next start copies them again under a new snapshot.
 func checkNotRewritten(ctx context.Context, conn *pgx.Conn, from string) error {
+	if _, err := conn.Exec(ctx, "LOCK TABLE ONLY "+from+" IN ACCESS SHARE MODE"); err != nil {
+		return fmt.Errorf("lock %s: %w", from, err)
+	}
 	var rewritten bool
 	err := conn.QueryRow(ctx, `SELECT c.relfilenode <> pg_relation_filenode(c.oid) FROM pg_class c WHERE c.oid = $1::regclass`, from).Scan(&rewritten)
 	if err != nil {
