@@ -45,8 +45,7 @@ type Gen struct {
 	// Weights by action name (Actions); a missing name weighs 0.
 	Weights  map[string]int
 	next     atomic.Int64 // next fresh key
-	newTabs  int
-	ddlTable string // the table of the last DDL statement
+	ddlTable string       // the table of the last DDL statement
 	Log      func(format string, args ...any)
 	Stats    map[string]int
 }
@@ -598,7 +597,6 @@ func (g *Gen) alterColumn(ctx context.Context, conn *pgx.Conn, kind string) erro
 // newTable creates a table with rows and adds it to the publication: its
 // existing rows reach the lake only by a snapshot of it.
 func (g *Gen) newTable(ctx context.Context, conn *pgx.Conn) error {
-	g.newTabs++
 	name := fmt.Sprintf("t_%d", g.key()%1_000_000)
 	var pub string
 	if err := conn.QueryRow(ctx, "SELECT pubname FROM pg_publication LIMIT 1").Scan(&pub); err != nil {
