@@ -11,6 +11,7 @@ import (
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdclake/cdclake/catalog"
 )
@@ -168,10 +169,12 @@ type partitionWatcher struct {
 	// one (or warned about): it is compared with the lake again only once
 	// it changes.
 	seen map[uint32]string
+	// warned holds new tables not added to the publication, warned about once
+	warned map[string]bool
 }
 
 func newPartitionWatcher(st *stream, cfg *pgx.ConnConfig, reload bool) *partitionWatcher {
-	return &partitionWatcher{st: st, cfg: cfg, reload: reload, seen: map[uint32]string{}}
+	return &partitionWatcher{st: st, cfg: cfg, reload: reload, seen: map[uint32]string{}, warned: map[string]bool{}}
 }
 
 // run checks at once and then every PartitionCheckInterval until ctx is
@@ -335,6 +338,9 @@ func (w *partitionWatcher) check(ctx context.Context) error {
 func (w *partitionWatcher) copyNewTables(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
 	defer cancel()
+	if err := w.addNewTables(qctx); err != nil {
+		return err
+	}
 	rows, err := w.conn.Query(qctx, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", w.st.o.Publication)
 	if err != nil {
 		return fmt.Errorf("list published tables: %w", err)
@@ -380,6 +386,62 @@ func (w *partitionWatcher) copyNewTables(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// addNewTables adds to a publication cdclake created without a table list
+// (marked with managedComment) the tables created since that have a
+// primary key or a replica identity; tables without one stay out (so the
+// services' own UPDATE and DELETE on them keep working), with a warning
+// once. Adding a table needs ownership of it (or a superuser): without
+// it a warning says so, once per table.
+func (w *partitionWatcher) addNewTables(ctx context.Context) error {
+	var managed bool
+	err := w.conn.QueryRow(ctx, `SELECT coalesce(obj_description(oid, 'pg_publication') = $2, false) FROM pg_publication WHERE pubname = $1`,
+		w.st.o.Publication, managedComment).Scan(&managed)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !managed) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up publication: %w", err)
+	}
+	rows, err := w.conn.Query(ctx, `SELECT t.name, c.relreplident = 'f' OR (c.relreplident = 'i')
+		OR (c.relreplident = 'd' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))
+		FROM (`+candidateTables+`) t(name) JOIN pg_class c ON c.oid = t.name::regclass
+		WHERE NOT EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+			WHERE p.pubname = $1 AND r.prrelid = c.oid)`, w.st.o.Publication)
+	if err != nil {
+		return fmt.Errorf("list new tables: %w", err)
+	}
+	type candidate struct {
+		Name     string
+		Identity bool
+	}
+	news, err := pgx.CollectRows(rows, pgx.RowToStructByPos[candidate])
+	if err != nil {
+		return fmt.Errorf("list new tables: %w", err)
+	}
+	for _, t := range news {
+		if w.warned[t.Name] {
+			continue
+		}
+		if !t.Identity {
+			w.warned[t.Name] = true
+			w.st.log.Warn("new table without a primary key or replica identity: not captured (add a primary key or REPLICA IDENTITY FULL and cdclake adds it)", "table", t.Name)
+			continue
+		}
+		_, err := w.conn.Exec(ctx, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", pgx.Identifier{w.st.o.Publication}.Sanitize(), t.Name))
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			w.warned[t.Name] = true
+			w.st.log.Warn("new table not added to the publication: cdclake's user does not own it (add it as its owner: ALTER PUBLICATION ... ADD TABLE)", "table", t.Name, "publication", w.st.o.Publication)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("add %s to the publication: %w", t.Name, err)
+		}
+		w.st.log.Info("new table added to the publication", "table", t.Name, "publication", w.st.o.Publication)
 	}
 	return nil
 }

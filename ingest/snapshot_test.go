@@ -278,3 +278,46 @@ func TestAddQuietTableWhileStreaming(t *testing.T) {
 	}
 	compareState(t, cat, url, "grow", "quiet")
 }
+
+// TestDefaultPublicationSparesKeylessTables (issue 17, case 9): the
+// publication cdclake creates by default lists tables rather than FOR ALL
+// TABLES, so a keyless table a service creates later keeps its UPDATE and
+// DELETE working; a new table with a key is added and copied.
+func TestDefaultPublicationSparesKeylessTables(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB(t, "svc")
+	pg.Exec(t, "svc", fmt.Sprintf(itemsDDL, "items"))
+	cat := openCatalog(t, "file://"+t.TempDir(), nil)
+	o := Options{Source: url, FlushAge: 100 * time.Millisecond, PartitionCheckInterval: 200 * time.Millisecond}
+	if err := catchUp(t, cat, o); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cat, o) }()
+	pg.Exec(t, "svc", "CREATE TABLE audit (msg text)", "INSERT INTO audit VALUES ('a')")
+	if err := pg.ExecErr("svc", "UPDATE audit SET msg = 'b'", "DELETE FROM audit"); err != nil {
+		t.Errorf("the service's own UPDATE/DELETE on a keyless table failed: %v", err)
+	}
+	pg.Exec(t, "svc", fmt.Sprintf(itemsDDL, "later"), "INSERT INTO later SELECT g, 'l' || g, g FROM generate_series(1, 300) g")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snaps, _ := cat.Snapshots(context.Background(), "svc")
+		copied := false
+		for _, s := range snaps {
+			copied = copied || (s.Table == "later" && s.State == catalog.SnapshotDone)
+		}
+		if copied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a new table with a key was not added to the publication and copied within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	compareState(t, cat, url, "svc", "later")
+}

@@ -217,7 +217,15 @@ func (s *source) checkIdentity(ctx context.Context, publication string, tables [
 
 // ensurePublication creates the publication when missing and reports
 // whether it did.
+//
+// Without a table list it publishes the tables there are now, not FOR ALL
+// TABLES: PostgreSQL refuses UPDATE and DELETE on a table without a
+// replica identity in a FOR ALL TABLES publication, so a keyless table a
+// service creates later would break the service. The publication is
+// marked as cdclake's (managedComment), and the partition watcher adds
+// tables created later that have a primary key or replica identity.
 func (s *source) ensurePublication(ctx context.Context, name string, tables []string) (bool, error) {
+	tablesFlag := tables
 	var exists bool
 	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", name).Scan(&exists); err != nil {
 		return false, fmt.Errorf("look up publication: %w", err)
@@ -225,15 +233,27 @@ func (s *source) ensurePublication(ctx context.Context, name string, tables []st
 	if exists {
 		return false, nil
 	}
-	target := "ALL TABLES"
-	if len(tables) > 0 {
-		quoted := make([]string, len(tables))
-		for i, t := range tables {
-			quoted[i] = quoteQualified(t)
-		}
-		target = "TABLE " + strings.Join(quoted, ", ")
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = quoteQualified(t)
 	}
-	sql := fmt.Sprintf("CREATE PUBLICATION %s FOR %s WITH (publish_via_partition_root = true)", pgx.Identifier{name}.Sanitize(), target)
+	if len(tables) == 0 { // the tables there are now; the watcher adds new ones (managedComment)
+		rows, err := s.conn.Query(ctx, candidateTables)
+		if err != nil {
+			return false, fmt.Errorf("list tables: %w", err)
+		}
+		if quoted, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return false, fmt.Errorf("list tables: %w", err)
+		}
+	}
+	target := ""
+	if len(quoted) > 0 {
+		target = " FOR TABLE " + strings.Join(quoted, ", ")
+	}
+	sql := fmt.Sprintf("CREATE PUBLICATION %s%s WITH (publish_via_partition_root = true)", pgx.Identifier{name}.Sanitize(), target)
+	if len(tablesFlag) == 0 {
+		sql += fmt.Sprintf("; COMMENT ON PUBLICATION %s IS '%s'", pgx.Identifier{name}.Sanitize(), managedComment)
+	}
 	if _, err := s.conn.Exec(ctx, sql); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" {
@@ -243,6 +263,18 @@ func (s *source) ensurePublication(ctx context.Context, name string, tables []st
 	}
 	return true, nil
 }
+
+// managedComment marks a publication cdclake created without a table
+// list: cdclake adds the tables created later that have a primary key or
+// a replica identity (partitionWatcher.addNewTables).
+const managedComment = "cdclake: new tables with a primary key or replica identity are added by cdclake"
+
+// candidateTables lists the tables a publication without a table list
+// takes: ordinary and partitioned tables (partitions by their root)
+// outside the system schemas, as quoted schema.table names.
+const candidateTables = `SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND NOT c.relpersistence = 't'
+	AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1`
 
 func (s *source) dropPublication(ctx context.Context, name string) {
 	_, _ = s.conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{name}.Sanitize())
