@@ -469,8 +469,8 @@ func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: the lake did not catch up with LSN %X within 90 s (watermark %X, err %v); ingest exits: %v",
-					tg.s.db, tg.lsn, src.LSN, err, tg.s.ingest.takeExits())
+				return fmt.Errorf("%s: the lake did not catch up with LSN %X within 90 s (watermark %X, err %v); ingest exits: %v; sessions: %s",
+					tg.s.db, tg.lsn, src.LSN, err, tg.s.ingest.takeExits(), sessions(ctx, tg.s))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -510,6 +510,20 @@ func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
 		}
 	}
 	return nil
+}
+
+// sessions describes the source's sessions, for a run that hangs.
+func sessions(ctx context.Context, s *source) string {
+	rows, err := s.check.Query(ctx, `SELECT format('%s %s %s/%s: %s', pid, state, wait_event_type, wait_event, left(query, 100))
+		FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return err.Error()
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err.Error()
+	}
+	return strings.Join(lines, " | ")
 }
 
 func parseLSN(s string) uint64 {
