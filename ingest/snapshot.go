@@ -311,14 +311,15 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 		defer close(copies)
 		ts := arrow.Timestamp(time.Now().UnixMicro())
 		for c := range jobs {
+			// before the chunk goes to the writer, which waits for its records
+			if err := checkNotRewritten(gctx, conn, c.from); err != nil {
+				return err
+			}
 			cc := &chunkCopy{chunk: c, recs: make(chan arrow.RecordBatch, 1)}
 			select {
 			case copies <- cc:
 			case <-gctx.Done():
 				return gctx.Err()
-			}
-			if err := checkNotRewritten(gctx, conn, c.from); err != nil {
-				return err
 			}
 			if err := copyChunk(gctx, conn, tables[c.table], cc, int64(lsn)-1, ts); err != nil {
 				return fmt.Errorf("copy %s: %w", c.from, err)
