@@ -271,6 +271,12 @@ func promotable(from, to iceberg.Type) bool {
 	if _, ok := from.(iceberg.PrimitiveType); !ok {
 		return false
 	}
+	if from.Equals(iceberg.PrimitiveTypes.Binary) {
+		// iceberg-go promotes binary to string, but its scan then reads the
+		// old files' binary bounds as UTF-8 and fails (bytea to text is a
+		// new column version instead; found by internal/torture)
+		return false
+	}
 	_, err := iceberg.PromoteType(from, to)
 	return err == nil
 }
