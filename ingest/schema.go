@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
@@ -113,6 +114,8 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 	}
 
 	fields := rec.Schema().Fields()
+	cols := append([]arrow.Array(nil), rec.Columns()...)
+	widened := false
 	for i, f := range fields {
 		want, err := icebergType(f)
 		if err != nil {
@@ -134,6 +137,20 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 					"before_lsn", d.LSN, "before_seq", d.Seq)
 			}
 		case have.Type.String() == want.String():
+		case promotable(want, have.Type):
+			// an older, narrower version of the column (a replay of changes
+			// made before a widening the lake has): written in the wider type
+			dt, err := table.TypeToArrowType(have.Type, false, false)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+			wide, err := compute.CastArray(context.Background(), cols[i], compute.SafeCastOptions(dt))
+			if err != nil {
+				return nil, fmt.Errorf("column %s: widen %s to %s: %w", f.Name, f.Type, dt, err)
+			}
+			defer wide.Release()
+			cols[i], fields[i].Type = wide, dt
+			widened = true
 		case promotable(have.Type, want):
 			us.UpdateColumn([]string{name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: want, Valid: true}})
 			changed = true
@@ -167,10 +184,10 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 			return nil, err
 		}
 	}
-	if len(names) == 0 {
+	if len(names) == 0 && !widened {
 		return rec, nil
 	}
-	return array.NewRecordBatch(arrow.NewSchema(fields, nil), rec.Columns(), rec.NumRows()), nil
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows()), nil
 }
 
 // addedDefault returns the default of a column rec adds to the table: the
