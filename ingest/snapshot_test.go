@@ -201,21 +201,7 @@ func TestAddTableWhileStreaming(t *testing.T) {
 	pg.Exec(t, "grow", "INSERT INTO items VALUES (1, 'a', 1)",
 		"ALTER PUBLICATION cdclake_grow ADD TABLE later",
 		"UPDATE later SET name = 'moved' WHERE id = 1", "DELETE FROM later WHERE id = 2")
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		snaps, _ := cat.Snapshots(context.Background(), "grow")
-		doneLater := false
-		for _, s := range snaps {
-			doneLater = doneLater || (s.Table == "later" && s.State == catalog.SnapshotDone)
-		}
-		if doneLater {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no snapshot of the added table after 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitCopied(t, cat, "grow", "later", 60*time.Second, "no snapshot of the added table after 60 s")
 	pg.Exec(t, "grow", "UPDATE later SET name = 'after' WHERE id = 3")
 	cancel()
 	if err := <-done; err != nil {
@@ -257,21 +243,7 @@ func TestAddQuietTableWhileStreaming(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	pg.Exec(t, "grow", "ALTER PUBLICATION cdclake_grow ADD TABLE quiet")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		snaps, _ := cat.Snapshots(context.Background(), "grow")
-		copied := false
-		for _, s := range snaps {
-			copied = copied || (s.Table == "quiet" && s.State == catalog.SnapshotDone)
-		}
-		if copied {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the quiet table added to the publication was not copied within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitCopied(t, cat, "grow", "quiet", 30*time.Second, "the quiet table added to the publication was not copied within 30 s")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -300,24 +272,29 @@ func TestDefaultPublicationSparesKeylessTables(t *testing.T) {
 		t.Errorf("the service's own UPDATE/DELETE on a keyless table failed: %v", err)
 	}
 	pg.Exec(t, "svc", fmt.Sprintf(itemsDDL, "later"), "INSERT INTO later SELECT g, 'l' || g, g FROM generate_series(1, 300) g")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		snaps, _ := cat.Snapshots(context.Background(), "svc")
-		copied := false
-		for _, s := range snaps {
-			copied = copied || (s.Table == "later" && s.State == catalog.SnapshotDone)
-		}
-		if copied {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a new table with a key was not added to the publication and copied within 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitCopied(t, cat, "svc", "later", 30*time.Second, "a new table with a key was not added to the publication and copied within 30 s")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	compareState(t, cat, url, "svc", "later")
+}
+
+// waitCopied waits until the catalog records table's copy as done, and
+// fails the test with msg after limit.
+func waitCopied(t *testing.T, cat *catalog.Catalog, source, table string, limit time.Duration, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		snaps, _ := cat.Snapshots(context.Background(), source)
+		for _, s := range snaps {
+			if s.Table == table && s.State == catalog.SnapshotDone {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
