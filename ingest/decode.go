@@ -194,8 +194,12 @@ func (d *decoder) handle(ctx context.Context, msg pglogrepl.Message) error {
 // REPLICA IDENTITY FULL the old tuple holds every column, so the identity
 // flags cannot tell; a key-only old tuple holds the identity columns only,
 // so only the key columns among them are compared (all identity columns
-// when none is).
+// when none is). In a table without a key (a multiset) every update moves
+// its row: the old row must go even when the new one equals it.
 func keyChanged(rel *relation, old, nu *pglogrepl.TupleData, keyOnly bool) bool {
+	if len(rel.keys) == 0 {
+		return true
+	}
 	isKey := make(map[string]bool, len(rel.keys))
 	for _, k := range rel.keys {
 		isKey[k] = true

@@ -257,6 +257,8 @@ func TestKeylessTable(t *testing.T) {
 			"DELETE FROM "+table+" WHERE ctid = "+one(table, "msg = 'x'"),           // one of the duplicates
 			"UPDATE "+table+" SET n = n + 10 WHERE ctid = "+one(table, "msg = 'x'"), // big unchanged (TOAST)
 			"UPDATE "+table+" SET msg = 'z' WHERE ctid = "+one(table, "msg = 'y'"),
+			"UPDATE "+table+" SET n = n WHERE ctid = "+one(table, "msg = 'x'"), // a row changed to itself
+			"UPDATE "+table+" SET msg = msg WHERE msg = 'y'",
 			"INSERT INTO "+table+" VALUES (NULL, NULL, NULL), (NULL, NULL, NULL)")
 	}
 	s.CatchUp(t)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/big"
 	"sort"
@@ -92,10 +93,10 @@ func ReadSource(ctx context.Context, conn *pgx.Conn, tbl string) (Rows, []Column
 	}
 	defer rows.Close()
 	out := Rows{}
+	k := newKeyer(cols)
 	for rows.Next() {
 		raw := rows.RawValues()
 		row := make(map[string]*string, len(cols))
-		var key []string
 		for i, c := range cols {
 			if raw[i] != nil {
 				s := string(raw[i])
@@ -106,13 +107,64 @@ func ReadSource(ctx context.Context, conn *pgx.Conn, tbl string) (Rows, []Column
 			} else {
 				row[c.Name] = nil
 			}
-			if c.Key {
-				key = append(key, str(row[c.Name]))
-			}
 		}
-		out[strings.Join(key, "|")] = row
+		key, _ := k.key(row)
+		out[key] = row
 	}
 	return out, cols, rows.Err()
+}
+
+// keyer names the rows of a table: by their key columns' values, or, for
+// a table without a key (a multiset), by all their values and how many
+// equal rows came before, so that a duplicate lost or added shows as a
+// row missing or extra.
+type keyer struct {
+	cols  []Column
+	keyed bool
+	seen  map[string]int
+}
+
+func newKeyer(cols []Column) *keyer {
+	k := &keyer{cols: cols, seen: map[string]int{}}
+	for _, c := range cols {
+		k.keyed = k.keyed || c.Key
+	}
+	return k
+}
+
+// text is row's key columns' values, or all its values in a keyless table.
+func (k *keyer) text(row map[string]*string) string {
+	var parts []string
+	for _, c := range k.cols {
+		if !k.keyed {
+			parts = append(parts, short(str(row[c.Name])))
+		} else if c.Key {
+			parts = append(parts, str(row[c.Name]))
+		}
+	}
+	return strings.Join(parts, "|")
+}
+
+// key returns row's name; dup is true when a keyed table has its key twice.
+func (k *keyer) key(row map[string]*string) (key string, dup bool) {
+	key = k.text(row)
+	n := k.seen[key]
+	k.seen[key]++
+	if !k.keyed {
+		return fmt.Sprintf("%s#%d", key, n+1), false
+	}
+	return key, n > 0
+}
+
+// short abbreviates a long value in a keyless row's name: its start and
+// a hash of the whole.
+func short(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return fmt.Sprintf("%s..%x", s[:12], h.Sum64())
 }
 
 func str(p *string) string {
@@ -269,6 +321,7 @@ func decimalText(n decimal128.Num, scale int32) string {
 func Collect(recs []arrow.RecordBatch, cols []Column, names map[string]string) (Rows, []string, error) {
 	out := Rows{}
 	var dups []string
+	k := newKeyer(cols)
 	for _, rec := range recs {
 		idx := map[string]int{}
 		for i, f := range rec.Schema().Fields() {
@@ -276,7 +329,6 @@ func Collect(recs []arrow.RecordBatch, cols []Column, names map[string]string) (
 		}
 		for r := range int(rec.NumRows()) {
 			row := map[string]*string{}
-			var key []string
 			for _, c := range cols {
 				j, ok := idx[lakeName(names, c.Name)]
 				if !ok {
@@ -286,15 +338,12 @@ func Collect(recs []arrow.RecordBatch, cols []Column, names map[string]string) (
 					continue // reported as a missing column by Diff
 				}
 				row[c.Name] = Value(rec.Column(j), r)
-				if c.Key {
-					key = append(key, str(row[c.Name]))
-				}
 			}
-			k := strings.Join(key, "|")
-			if _, ok := out[k]; ok {
-				dups = append(dups, k)
+			key, dup := k.key(row)
+			if dup {
+				dups = append(dups, key)
 			}
-			out[k] = row
+			out[key] = row
 		}
 	}
 	return out, dups, nil

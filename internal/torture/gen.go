@@ -31,10 +31,14 @@ CREATE TABLE part_1 PARTITION OF part FOR VALUES FROM (100) TO (200);
 CREATE TABLE part_2 PARTITION OF part FOR VALUES FROM (200) TO (300);
 CREATE TABLE bulk (id bigint PRIMARY KEY, v integer, s text);
 CREATE TABLE hb (id bigserial PRIMARY KEY, round integer, at timestamptz DEFAULT clock_timestamp());
+CREATE TABLE bag (a integer, s text, big text);
+ALTER TABLE bag REPLICA IDENTITY FULL;
+ALTER TABLE bag ALTER COLUMN big SET STORAGE EXTERNAL;
 `
 
-// Tables are the tables of Schema in the publication at the start.
-var Tables = []string{"main", "comp", "part", "bulk", "hb"}
+// Tables are the tables of Schema in the publication at the start. bag
+// has no key: its rows are a multiset.
+var Tables = []string{"main", "comp", "part", "bulk", "hb", "bag"}
 
 // Gen draws the actions of a run against one source database. Its choices
 // follow its seed; what the database answers (which rows exist) follows
@@ -52,7 +56,7 @@ type Gen struct {
 
 // DefaultWeights reach every action.
 var DefaultWeights = map[string]int{
-	"insert": 10, "update": 10, "update_big": 3, "delete": 6, "key_change": 4, "upsert": 4, "mixed": 6,
+	"insert": 10, "update": 10, "update_big": 3, "delete": 6, "key_change": 4, "upsert": 4, "mixed": 6, "keyless": 4,
 	"large": 3, "large_abort": 1, "interleaved": 1,
 	"truncate": 1, "truncate_partition": 1, "detach_partition": 1, "drop_partition": 1, "attach_partition": 1,
 	"add_column": 2, "add_column_default": 2, "add_column_volatile": 1, "add_column_notnull": 1,
@@ -108,12 +112,14 @@ func (g *Gen) Run(ctx context.Context, conn *pgx.Conn, name string) error {
 		return g.tx(ctx, conn, func(tx pgx.Tx) error { return g.upsert(ctx, tx) })
 	case "mixed":
 		return g.tx(ctx, conn, func(tx pgx.Tx) error { return g.mixed(ctx, tx) })
+	case "keyless":
+		return g.tx(ctx, conn, func(tx pgx.Tx) error { return g.keyless(ctx, tx, 1+g.R.IntN(5)) })
 	case "large":
 		return g.large(ctx, conn, false)
 	case "large_abort":
 		return g.large(ctx, conn, true)
 	case "truncate":
-		tabs := [][]string{{"comp"}, {"main", "comp"}, {"bulk"}, {"part"}}[g.R.IntN(4)]
+		tabs := [][]string{{"comp"}, {"main", "comp"}, {"bulk"}, {"part"}, {"bag", "comp"}}[g.R.IntN(5)]
 		return execSQL(ctx, conn, "TRUNCATE "+strings.Join(tabs, ", "))
 	case "truncate_partition":
 		if p := g.partition(ctx, conn); p != "" {
@@ -404,6 +410,54 @@ func (g *Gen) upsert(ctx context.Context, q querier) error {
 	}
 	return execSQL(ctx, q, fmt.Sprintf("INSERT INTO main (%s) VALUES (%s) ON CONFLICT (id) %s",
 		strings.Join(names, ", "), strings.Join(vals, ", "), conflict))
+}
+
+// keyless makes n changes to bag, a table without a key: rows from a
+// small domain of values and exact copies (duplicates), and updates and
+// deletes of one of several equal rows, some leaving its TOASTed column
+// alone.
+func (g *Gen) keyless(ctx context.Context, q querier, n int) error {
+	for range n {
+		rows, err := q.Query(ctx, "SELECT ctid::text FROM bag")
+		if err != nil {
+			return err
+		}
+		ctids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		x := g.R.IntN(6)
+		if len(ctids) == 0 {
+			x = 0
+		}
+		var ctid string
+		if len(ctids) > 0 {
+			ctid = lit(ctids[g.R.IntN(len(ctids))])
+		}
+		big := "NULL"
+		if g.R.IntN(2) == 0 {
+			big = toast(g.R, 2100+g.R.IntN(1000))
+		}
+		var stmt string
+		switch x {
+		case 0:
+			stmt = fmt.Sprintf("INSERT INTO bag (a, s, big) VALUES (%d, %s, %s)", g.R.IntN(4), lit(fmt.Sprint(g.R.IntN(2))), big)
+		case 1:
+			stmt = "INSERT INTO bag SELECT * FROM bag WHERE ctid = " + ctid
+		case 2:
+			stmt = "UPDATE bag SET a = a + 1 WHERE ctid = " + ctid
+		case 3:
+			stmt = "UPDATE bag SET big = " + big + " WHERE ctid = " + ctid
+		case 4:
+			stmt = "DELETE FROM bag WHERE ctid = " + ctid
+		case 5:
+			stmt = fmt.Sprintf("UPDATE bag SET s = s || 'x' WHERE a = %d", g.R.IntN(4)) // several equal rows at once
+		}
+		if err := execSQL(ctx, q, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mixed is a transaction of several changes with a savepoint rolled back.

@@ -61,7 +61,8 @@ type change struct {
 // (_cdc_lsn, _cdc_seq) order: c, u and r set the row of their key (a
 // column named in _cdc_unchanged keeps the value it had; when the key is
 // new because the change moved a row, the value of the row the change
-// before it deleted), d removes it, t empties the table. It also reports
+// before it deleted), d removes it, t empties the table. A table without
+// a key is a multiset: a d removes one row equal to its values. It also reports
 // every (_cdc_lsn, _cdc_seq) that appears more than once.
 //
 // defaults is the changelog's cdclake.column-defaults: a column added
@@ -142,7 +143,9 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 		return changes[i].seq < changes[j].seq
 	})
 	var dups []string
-	state := Rows{}
+	k := newKeyer(cols)
+	state := Rows{}                              // a keyed table's rows by key
+	bag := map[string][]map[string]*string{}     // a keyless table's rows by their values
 	deleted := map[[2]int64]map[string]*string{} // position of a d -> the row it removed
 	for i, ch := range changes {
 		if i > 0 && ch.lsn == changes[i-1].lsn && ch.seq == changes[i-1].seq {
@@ -151,14 +154,28 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 			}
 			continue
 		}
+		pos := [2]int64{ch.lsn, ch.seq}
 		switch ch.op {
 		case "t":
-			state = Rows{}
+			state, bag = Rows{}, map[string][]map[string]*string{}
 		case "d":
-			deleted[[2]int64{ch.lsn, ch.seq}] = state[ch.key]
-			delete(state, ch.key)
+			if k.keyed {
+				deleted[pos] = state[ch.key]
+				delete(state, ch.key)
+				break
+			}
+			t := k.text(ch.row)
+			if n := len(bag[t]); n > 0 {
+				deleted[pos] = bag[t][n-1]
+				bag[t] = bag[t][:n-1]
+			} else if len(dups) < 10 {
+				dups = append(dups, fmt.Sprintf("the d at (%d, %d) removes a row the table does not hold: %s", ch.lsn, ch.seq, clip(t)))
+			}
 		case "c", "u", "r":
-			prev := state[ch.key]
+			var prev map[string]*string
+			if k.keyed {
+				prev = state[ch.key]
+			}
 			if prev == nil {
 				prev = deleted[[2]int64{ch.lsn, ch.seq - 1}]
 			}
@@ -176,9 +193,19 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 					row[c.Name] = v
 				}
 			}
-			state[ch.key] = row
+			if k.keyed {
+				state[ch.key] = row
+			} else {
+				bag[k.text(row)] = append(bag[k.text(row)], row)
+			}
 		default:
 			return nil, nil, fmt.Errorf("unknown _cdc_op %q at (%d, %d)", ch.op, ch.lsn, ch.seq)
+		}
+	}
+	for _, rows := range bag {
+		for _, row := range rows {
+			key, _ := k.key(row)
+			state[key] = row
 		}
 	}
 	return state, dups, nil
