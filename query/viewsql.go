@@ -271,7 +271,8 @@ func currentSQL(v viewSpec) string {
 // row then an insert of the new one (ingest writes it so). An update's
 // column PostgreSQL did not send (unchanged TOAST) is the old row's, from
 // the delete just before it. The result holds each row as many times as
-// the source does, duplicates included.
+// the source does, duplicates included. Rows that predate a column added
+// with a default read it (withDefaults), so a delete matches them.
 func multisetSQL(v viewSpec) string {
 	src := make([]string, len(v.Source))
 	for i, c := range v.Source {
@@ -279,7 +280,7 @@ func multisetSQL(v viewSpec) string {
 	}
 	w := strconv.FormatInt(v.Watermark, 10)
 	var b strings.Builder
-	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail))
+	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail), v.Defaults, true))
 	if v.HasSnapshot {
 		b.WriteString(" WHERE " + colLSN + " >= " + w)
 	}
@@ -302,7 +303,7 @@ func multisetSQL(v viewSpec) string {
 		for _, c := range append(append([]column{}, v.Source...), column{Name: colLSN, Type: "BIGINT", ID: v.lsnID()}) {
 			snapCols = append(snapCols, column{Name: c.Name, Type: c.Type, ID: v.SnapshotIDs[c.ID]})
 		}
-		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + colLSN + " FROM " + relation(snapCols, v.Snapshot) +
+		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + colLSN + " FROM " + withDefaults(relation(snapCols, v.Snapshot), v.Defaults, false) +
 			" WHERE NOT EXISTS (SELECT 1 FROM tr)")
 	}
 	b.WriteString("),\n")

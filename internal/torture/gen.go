@@ -584,11 +584,16 @@ func (g *Gen) touch(ctx context.Context, conn *pgx.Conn, err error) error {
 	if err != nil || g.ddlTable == "" {
 		return err
 	}
-	return g.tx(ctx, conn, func(tx pgx.Tx) error { return g.update(ctx, tx, g.ddlTable, 1, false) })
+	return g.tx(ctx, conn, func(tx pgx.Tx) error {
+		if g.ddlTable == "bag" { // no key to pick a row by
+			return execSQL(ctx, tx, "UPDATE bag SET a = a WHERE ctid = (SELECT min(ctid) FROM bag)")
+		}
+		return g.update(ctx, tx, g.ddlTable, 1, false)
+	})
 }
 
 func (g *Gen) addColumn(ctx context.Context, conn *pgx.Conn, kind string) error {
-	tbl := []string{"main", "main", "comp"}[g.R.IntN(3)]
+	tbl := []string{"main", "main", "comp", "bag"}[g.R.IntN(4)]
 	g.ddlTable = tbl
 	name := fmt.Sprintf("c%d", g.key()%1_000_000)
 	typ := addTypes[g.R.IntN(len(addTypes))]

@@ -62,7 +62,8 @@ type change struct {
 // column named in _cdc_unchanged keeps the value it had; when the key is
 // new because the change moved a row, the value of the row the change
 // before it deleted), d removes it, t empties the table. A table without
-// a key is a multiset: a d removes one row equal to its values. It also reports
+// a key is a multiset: a d removes one row equal to its values (one that
+// removes none is reported, unless a t follows). It also reports
 // every (_cdc_lsn, _cdc_seq) that appears more than once.
 //
 // defaults is the changelog's cdclake.column-defaults: a column added
@@ -147,6 +148,7 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 	state := Rows{}                              // a keyed table's rows by key
 	bag := map[string][]map[string]*string{}     // a keyless table's rows by their values
 	deleted := map[[2]int64]map[string]*string{} // position of a d -> the row it removed
+	var unmatched []string                       // keyless: deletes of rows not there
 	for i, ch := range changes {
 		if i > 0 && ch.lsn == changes[i-1].lsn && ch.seq == changes[i-1].seq {
 			if len(dups) < 10 {
@@ -158,6 +160,7 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 		switch ch.op {
 		case "t":
 			state, bag = Rows{}, map[string][]map[string]*string{}
+			unmatched = nil // a reload after a rewrite: the rows before it were stale
 		case "d":
 			if k.keyed {
 				deleted[pos] = state[ch.key]
@@ -168,8 +171,8 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 			if n := len(bag[t]); n > 0 {
 				deleted[pos] = bag[t][n-1]
 				bag[t] = bag[t][:n-1]
-			} else if len(dups) < 10 {
-				dups = append(dups, fmt.Sprintf("the d at (%d, %d) removes a row the table does not hold: %s", ch.lsn, ch.seq, clip(t)))
+			} else {
+				unmatched = append(unmatched, fmt.Sprintf("the d at (%d, %d) removes a row the table does not hold: %s", ch.lsn, ch.seq, clip(t)))
 			}
 		case "c", "u", "r":
 			var prev map[string]*string
@@ -202,6 +205,10 @@ func Resolve(recs []arrow.RecordBatch, cols []Column, names map[string]string, d
 			return nil, nil, fmt.Errorf("unknown _cdc_op %q at (%d, %d)", ch.op, ch.lsn, ch.seq)
 		}
 	}
+	if len(unmatched) > 10 {
+		unmatched = unmatched[:10]
+	}
+	dups = append(dups, unmatched...)
 	for _, rows := range bag {
 		for _, row := range rows {
 			key, _ := k.key(row)
