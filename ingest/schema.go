@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -154,6 +155,11 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 		case promotable(have.Type, want):
 			us.UpdateColumn([]string{name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: want, Valid: true}})
 			changed = true
+			if d, ok := defaults[name]; ok && have.Type.Equals(iceberg.PrimitiveTypes.Float32) {
+				d.Value = widenFloatDefault(d.Value)
+				defaults[name] = d
+				defaultsChanged = true
+			}
 			log.Info("column type widened", "column", name, "from", have.Type.String(), "to", want.String())
 		default:
 			name = nextVersion(current, f.Name)
@@ -188,6 +194,18 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 		return rec, nil
 	}
 	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows()), nil
+}
+
+// widenFloatDefault returns a real default as the double PostgreSQL
+// widens it to (-1016.1204 becomes -1016.1204223632812), so that it is
+// not read again in the wider type. Other values (NaN and infinities are
+// JSON strings) widen as they are.
+func widenFloatDefault(v json.RawMessage) json.RawMessage {
+	f, err := strconv.ParseFloat(string(v), 32)
+	if err != nil {
+		return v
+	}
+	return json.RawMessage(strconv.FormatFloat(float64(float32(f)), 'g', -1, 64))
 }
 
 // addedDefault returns the default of a column rec adds to the table: the

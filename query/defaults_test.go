@@ -210,3 +210,30 @@ func TestTableRewriteReload(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultThenWiden: a column added with a default and then widened
+// without a reload. PostgreSQL widens the rows' missing value with the
+// column (a real's -1016.1204 becomes the double -1016.1204223632812); the
+// recorded default must widen the same way, not be read again in the
+// wider type.
+func TestDefaultThenWiden(t *testing.T) {
+	pg := pgtest.Start(t)
+	loc := shoptest.FileLake(t)
+	pg.CreateDB(t, "shop")
+	pg.Exec(t, "shop", `CREATE TABLE p (id int PRIMARY KEY, name text)`,
+		`INSERT INTO p SELECT g, 'n' || g FROM generate_series(1, 50) g`)
+	s := shoptest.Attach(t, pg, "shop", loc.URL(), nil)
+	e := openEngine(t, s.Cat, Options{Lake: loc})
+	cols := []string{"id", "name", "f", "i"}
+	pg.Exec(t, "shop",
+		`ALTER TABLE p ADD COLUMN f real DEFAULT -1016.1204, ADD COLUMN i int DEFAULT 2147483647`,
+		`UPDATE p SET name = 'touched' WHERE id = 1`)
+	s.CatchUp(t)
+	checkTable(t, e, s, "p", cols, false)
+	pg.Exec(t, "shop", `ALTER TABLE p ALTER COLUMN f TYPE double precision`, `UPDATE p SET name = 'widened' WHERE id = 2`,
+		`ALTER TABLE p ALTER COLUMN i TYPE bigint`, `UPDATE p SET i = 5000000000 WHERE id = 3`)
+	s.CatchUp(t)
+	checkTable(t, e, s, "p", cols, false)
+	compactAll(t, s)
+	checkTable(t, e, s, "p", cols, true)
+}
