@@ -22,7 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/lake"
 	"github.com/cdclake/cdclake/query"
@@ -596,9 +595,10 @@ func (ru *run) compare(ctx context.Context, when string, compaction bool) []stri
 	if !compaction || len(problems) > 0 {
 		return problems
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if _, err := compact.New(ru.cat, compact.Options{OpenHourMergeFiles: 3, Logger: quiet}).RunOnce(ctx); err != nil {
-		problems = append(problems, fmt.Sprintf("compaction: %v", err))
+	// the real command, so that a pass that fails is seen (and a build of
+	// another version can be judged whole)
+	if err, last := runOnce(ctx, ru.log, ru.bin, append([]string{"compact", "--open-hour-merge-files", "3", "--orphan-age", "1h"}, ru.lakeArg...)...); err != nil {
+		problems = append(problems, fmt.Sprintf("cdclake compact: %v: %s", err, strings.Join(last, " | ")))
 	}
 	for _, ref := range refs {
 		label := ref.s.db + ".public." + ref.name
