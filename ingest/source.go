@@ -22,6 +22,22 @@ type source struct {
 	cfg    *pgconn.Config
 	pgxCfg *pgx.ConnConfig
 	conn   *pgx.Conn
+	// base is the source's catalog.Source.LSNBase: a WAL position x of
+	// the server is lake position x + base
+	base uint64
+}
+
+// lake returns the lake position of the server's WAL position lsn.
+func (s *source) lake(lsn uint64) uint64 { return lsn + s.base }
+
+// insertLSN returns the server's WAL insert position, which lies past the
+// commit record of every transaction committed before now.
+func (s *source) insertLSN(ctx context.Context) (uint64, error) {
+	var lsn pglogrepl.LSN
+	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
+		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+	}
+	return uint64(lsn), nil
 }
 
 // pgxConfig returns a copy of the connection settings for another connection.
