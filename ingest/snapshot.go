@@ -671,6 +671,11 @@ func (s *source) reload(ctx context.Context, sk *sink, reg *pgarrow.Registry, o 
 	if err != nil {
 		return fmt.Errorf("parse consistent point: %w", err)
 	}
+	if o.Hooks.AfterReloadSlot != nil {
+		if err := o.Hooks.AfterReloadSlot(s.lake(uint64(lsn))); err != nil {
+			return err
+		}
+	}
 	return s.snapshot(ctx, sk, reg, o, res.SnapshotName, s.lake(uint64(lsn)), tables, true)
 }
 
