@@ -31,10 +31,14 @@ type source struct {
 func (s *source) lake(lsn uint64) uint64 { return lsn + s.base }
 
 // insertLSN returns the server's WAL insert position, which lies past the
-// commit record of every transaction committed before now.
+// commit record of every transaction committed before now (on a standby,
+// where logical decoding works from PostgreSQL 16, the replay position,
+// past everything it can send).
 func (s *source) insertLSN(ctx context.Context) (uint64, error) {
 	var lsn pglogrepl.LSN
-	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
+	err := s.conn.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+		ELSE pg_current_wal_insert_lsn() END`).Scan(&lsn)
+	if err != nil {
 		return 0, fmt.Errorf("read the WAL insert position: %w", err)
 	}
 	return uint64(lsn), nil
