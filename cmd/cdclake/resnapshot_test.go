@@ -103,6 +103,13 @@ func TestResnapshotAfterMove(t *testing.T) {
 		t.Errorf("compaction's watermark %d did not move past %d from before the move", w, oldW)
 	}
 	checkSnapshotTable(t, ctx, lakeDir, b)
+
+	// --resnapshot left in a service's arguments reloads nothing more
+	b.Exec(t, "shop", "UPDATE items SET name = 'again' WHERE id = 3")
+	if err := run(ctx, append(ingestB, "--resnapshot")); err != nil {
+		t.Fatalf("ingest --resnapshot again: %v", err)
+	}
+	checkLake(t, ctx, lakeDir, b, "after a second --resnapshot")
 }
 
 // checkLake compares the fresh view of items with the source's table.
