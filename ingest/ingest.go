@@ -253,7 +253,7 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		o.Logger.Info("created replication slot", "slot", o.Slot, "lsn", cp.String(), "lake_lsn", pglogrepl.LSN(lsn).String())
 		if resnapshot && lsn <= rec.LSN {
 			// newEpoch put every new position above the lake's
-			return 0, fmt.Errorf("the new slot's position %s is not past the lake's watermark %s: the watermark is not moved back (run cdclake ingest --resnapshot again)",
+			return 0, fmt.Errorf("the new slot's position %s is not past the lake's watermark %s, which is never moved back",
 				pglogrepl.LSN(lsn), pglogrepl.LSN(rec.LSN))
 		}
 		if res.SnapshotName != "" {
