@@ -27,6 +27,15 @@ type Source struct {
 	CommitTime time.Time
 	// UpdatedAt is when the watermark was last written.
 	UpdatedAt time.Time
+	// LSNBase maps the source server's WAL positions to the lake's: a
+	// change at server LSN x is at lake position x + LSNBase (its
+	// _cdc_lsn, the watermark, each table's cdclake.source-lsn and
+	// snapshot record are lake positions). It is 0 until the source moves
+	// to a server whose positions lie below what the lake holds (a new
+	// server, a dump and restore, a point-in-time restore): the resnapshot
+	// then starts a new epoch whose positions continue above the lake's,
+	// so that they keep rising for compaction and readers.
+	LSNBase uint64
 }
 
 const sourcesDDL = `CREATE TABLE IF NOT EXISTS cdclake_sources (
@@ -35,7 +44,8 @@ const sourcesDDL = `CREATE TABLE IF NOT EXISTS cdclake_sources (
 	publication TEXT NOT NULL,
 	lsn BIGINT NOT NULL,
 	commit_time BIGINT NOT NULL,
-	updated_at BIGINT NOT NULL
+	updated_at BIGINT NOT NULL,
+	lsn_base BIGINT NOT NULL DEFAULT 0
 )`
 
 func (c *Catalog) migrate(ctx context.Context) error {
@@ -43,6 +53,36 @@ func (c *Catalog) migrate(ctx context.Context) error {
 		if _, err := c.db.ExecContext(ctx, ddl); err != nil {
 			return fmt.Errorf("create catalog tables: %w", err)
 		}
+	}
+	return c.addLSNBase(ctx)
+}
+
+// addLSNBase adds the lsn_base column to a catalog created before it.
+func (c *Catalog) addLSNBase(ctx context.Context) error {
+	if c.dialect == sqlcat.Postgres {
+		if _, err := c.db.ExecContext(ctx, `ALTER TABLE cdclake_sources ADD COLUMN IF NOT EXISTS lsn_base BIGINT NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("add lsn_base to cdclake_sources: %w", err)
+		}
+		return nil
+	}
+	has := func() (bool, error) {
+		var n int
+		err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('cdclake_sources') WHERE name = 'lsn_base'`).Scan(&n)
+		return n > 0, err
+	}
+	ok, err := has()
+	if err != nil {
+		return fmt.Errorf("read the columns of cdclake_sources: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	if _, err := c.db.ExecContext(ctx, `ALTER TABLE cdclake_sources ADD COLUMN lsn_base BIGINT NOT NULL DEFAULT 0`); err != nil {
+		// another process may have added it meanwhile
+		if ok, _ := has(); ok {
+			return nil
+		}
+		return fmt.Errorf("add lsn_base to cdclake_sources: %w", err)
 	}
 	return nil
 }
@@ -70,8 +110,8 @@ func (c *Catalog) Source(ctx context.Context, name string) (Source, error) {
 	var s Source
 	var commit, updated int64
 	err := c.db.QueryRowContext(ctx, c.rebind(
-		`SELECT name, slot, publication, lsn, commit_time, updated_at FROM cdclake_sources WHERE name = ?`), name).
-		Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated)
+		`SELECT name, slot, publication, lsn, commit_time, updated_at, lsn_base FROM cdclake_sources WHERE name = ?`), name).
+		Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated, &s.LSNBase)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("%w: %s", ErrNoSuchSource, name)
 	}
@@ -85,7 +125,7 @@ func (c *Catalog) Source(ctx context.Context, name string) (Source, error) {
 // Sources lists every source, ordered by name.
 func (c *Catalog) Sources(ctx context.Context) ([]Source, error) {
 	rows, err := c.db.QueryContext(ctx,
-		`SELECT name, slot, publication, lsn, commit_time, updated_at FROM cdclake_sources ORDER BY name`)
+		`SELECT name, slot, publication, lsn, commit_time, updated_at, lsn_base FROM cdclake_sources ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list sources: %w", err)
 	}
@@ -94,7 +134,7 @@ func (c *Catalog) Sources(ctx context.Context) ([]Source, error) {
 	for rows.Next() {
 		var s Source
 		var commit, updated int64
-		if err := rows.Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated); err != nil {
+		if err := rows.Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated, &s.LSNBase); err != nil {
 			return nil, fmt.Errorf("list sources: %w", err)
 		}
 		s.CommitTime, s.UpdatedAt = fromMicros(commit), fromMicros(updated)
@@ -103,13 +143,15 @@ func (c *Catalog) Sources(ctx context.Context) ([]Source, error) {
 	return out, rows.Err()
 }
 
-// PutSource creates or replaces the record of a source, watermark included.
+// PutSource creates or replaces the record of a source, watermark and
+// LSN base included.
 func (c *Catalog) PutSource(ctx context.Context, s Source) error {
 	_, err := c.db.ExecContext(ctx, c.rebind(`INSERT INTO cdclake_sources
-		(name, slot, publication, lsn, commit_time, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+		(name, slot, publication, lsn, commit_time, updated_at, lsn_base) VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET slot = excluded.slot, publication = excluded.publication,
-		lsn = excluded.lsn, commit_time = excluded.commit_time, updated_at = excluded.updated_at`),
-		s.Name, s.Slot, s.Publication, int64(s.LSN), toMicros(s.CommitTime), toMicros(time.Now()))
+		lsn = excluded.lsn, commit_time = excluded.commit_time, updated_at = excluded.updated_at,
+		lsn_base = excluded.lsn_base`),
+		s.Name, s.Slot, s.Publication, int64(s.LSN), toMicros(s.CommitTime), toMicros(time.Now()), int64(s.LSNBase))
 	if err != nil {
 		return fmt.Errorf("write source %s: %w", s.Name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/iceberg-go/table"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -110,7 +111,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		// large transactions arrive while they run and are spooled here
 		args = []string{"proto_version '2'", "streaming 'on'", args[1]}
 	}
-	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{PluginArgs: args})
+	err = pglogrepl.StartReplication(ctx, repl, o.Slot, pglogrepl.LSN(start-src.base), pglogrepl.StartReplicationOptions{PluginArgs: args})
 	if err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "55006" {
@@ -128,6 +129,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		go watchSlot(ctx, src.pgxConfig(), o)
 	}
 	st := newStream(repl, dec, sk, o, start, target)
+	st.base = src.base
 	dec.lakeTypes = sk.lakePGTypes
 	if o.Snapshot == "initial" {
 		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
@@ -163,8 +165,15 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 }
 
 // startPosition reconciles the slot with the catalog's watermark, creating
-// the slot (and the source record) on first use, and returns the LSN to
-// stream from.
+// the slot (and the source record) on first use, and returns the lake
+// position to stream from (see catalog.Source.LSNBase; src.base is set
+// from the record).
+//
+// A source whose server is not the one the lake streamed from (moved to a
+// new server, restored from a dump or to an earlier point in time) has
+// its WAL insert position below the lake's watermark: ingest refuses to
+// stream it, and --resnapshot starts a new epoch (newEpoch) and reloads
+// every table.
 func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Options,
 	snapshot func(snap string, lsn uint64, truncate bool) error) (uint64, error) {
 	rec, err := cat.Source(ctx, o.Name)
@@ -172,23 +181,49 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 	if err != nil && !errors.Is(err, catalog.ErrNoSuchSource) {
 		return 0, err
 	}
+	src.base = rec.LSNBase
 	si, err := src.slotFree(ctx, o.Slot)
 	if err != nil {
 		return 0, err
 	}
-	if si.exists && si.walStatus == "lost" && o.Resnapshot {
-		if _, err := src.conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", o.Slot); err != nil {
-			return 0, fmt.Errorf("drop invalidated slot %q: %w", o.Slot, err)
-		}
-		o.Logger.Warn("dropped the invalidated replication slot; every table is reloaded", "slot", o.Slot)
-		si = slotInfo{}
-	}
 	resnapshot := known && rec.LSN > 0 // the lake holds rows of an older slot
+	ins, err := src.insertLSN(ctx)
+	if err != nil {
+		return 0, err
+	}
+	moved := resnapshot && src.lake(ins) < rec.LSN
+	if moved && !si.active && !o.Resnapshot {
+		return 0, fmt.Errorf("source %q is behind the lake: its WAL insert position %s is before the lake's watermark %s, so it is not the server the lake streamed from (moved to a new server, restored from a dump or to an earlier point in time): run cdclake ingest --resnapshot to reload every table from it",
+			o.Name, pglogrepl.LSN(ins), pglogrepl.LSN(rec.LSN-src.base))
+	}
+	if si.exists && !si.active && o.Resnapshot {
+		why := ""
+		switch {
+		case si.walStatus == "lost":
+			why = "the replication slot was invalidated"
+		case moved:
+			why = "the source is behind the lake (moved or restored)"
+		case resnapshot && src.lake(si.confirmed) > rec.LSN:
+			why = "the replication slot is past the lake's watermark"
+		}
+		if why != "" {
+			if _, err := src.conn.Exec(ctx, "SELECT pg_drop_replication_slot($1)", o.Slot); err != nil {
+				return 0, fmt.Errorf("drop replication slot %q: %w", o.Slot, err)
+			}
+			o.Logger.Warn("dropped the replication slot; every table is reloaded", "slot", o.Slot, "why", why)
+			si = slotInfo{}
+		}
+	}
 	switch {
 	case !si.exists && resnapshot && !o.Resnapshot:
 		return 0, fmt.Errorf("replication slot %q is missing but the lake holds source %q up to LSN %s: changes after it are lost (run cdclake ingest --resnapshot to create a new slot and reload every table)",
 			o.Slot, o.Name, pglogrepl.LSN(rec.LSN))
 	case !si.exists:
+		if resnapshot {
+			if err := newEpoch(ctx, src, cat, o, rec, ins); err != nil {
+				return 0, err
+			}
+		}
 		repl, err := src.replication(ctx)
 		if err != nil {
 			return 0, err
@@ -210,28 +245,34 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 		if err != nil {
 			return 0, fmt.Errorf("create replication slot %q: %w", o.Slot, err)
 		}
-		lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 		if err != nil {
 			return 0, fmt.Errorf("parse slot consistent point: %w", err)
 		}
-		o.Logger.Info("created replication slot", "slot", o.Slot, "lsn", lsn.String())
+		lsn := src.lake(uint64(cp))
+		o.Logger.Info("created replication slot", "slot", o.Slot, "lsn", cp.String(), "lake_lsn", pglogrepl.LSN(lsn).String())
+		if resnapshot && lsn <= rec.LSN {
+			// newEpoch put every new position above the lake's
+			return 0, fmt.Errorf("the new slot's position %s is not past the lake's watermark %s, which is never moved back",
+				pglogrepl.LSN(lsn), pglogrepl.LSN(rec.LSN))
+		}
 		if res.SnapshotName != "" {
 			// recorded before the source: a crash before a table's snapshot
 			// is committed makes the next start reload it
-			if err := markSnapshots(ctx, src, cat, o, uint64(lsn)); err != nil {
+			if err := markSnapshots(ctx, src, cat, o, lsn); err != nil {
 				return 0, err
 			}
 		}
-		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: uint64(lsn)}); err != nil {
+		if err := cat.PutSource(ctx, catalog.Source{Name: o.Name, Slot: o.Slot, Publication: o.Publication, LSN: lsn, LSNBase: src.base}); err != nil {
 			return 0, err
 		}
 		if res.SnapshotName != "" {
 			// the exported snapshot lives while repl stays open and idle
-			if err := snapshot(res.SnapshotName, uint64(lsn), resnapshot); err != nil {
+			if err := snapshot(res.SnapshotName, lsn, resnapshot); err != nil {
 				return 0, err
 			}
 		}
-		return uint64(lsn), nil
+		return lsn, nil
 	case si.plugin != "pgoutput":
 		return 0, fmt.Errorf("replication slot %q uses plugin %q, cdclake needs pgoutput (drop the slot or choose another --slot)", o.Slot, si.plugin)
 	case si.walStatus == "lost":
@@ -250,11 +291,76 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 			return 0, err
 		}
 		return si.confirmed, nil
-	case si.confirmed > rec.LSN:
-		return 0, fmt.Errorf("replication slot %q has confirmed LSN %s, past the lake's watermark %s for source %q: changes in between were acknowledged but are not in the lake (was the catalog restored from a backup? re-snapshot the source's tables)",
-			o.Slot, pglogrepl.LSN(si.confirmed), pglogrepl.LSN(rec.LSN), o.Name)
+	case src.lake(si.confirmed) > rec.LSN:
+		return 0, fmt.Errorf("replication slot %q has confirmed LSN %s, past the lake's watermark %s for source %q: changes in between were acknowledged but are not in the lake (was the catalog restored from a backup? run cdclake ingest --resnapshot to replace the slot and reload every table)",
+			o.Slot, pglogrepl.LSN(si.confirmed), pglogrepl.LSN(rec.LSN-src.base), o.Name)
 	}
 	return rec.LSN, nil
+}
+
+// newEpoch prepares a resnapshot of a source the lake holds rows of,
+// before its new slot is created. When the server's WAL positions lie
+// below what the lake holds (the source moved or was restored), the rows
+// of the new copy and every later change would order before the old rows
+// and be skipped as already committed: a new epoch starts, a new
+// LSNBase that puts the server's positions from now on above every
+// position in the lake. The reload's truncate markers then retire the old
+// rows, and compaction and readers see positions that keep rising. The
+// base is recorded before the slot exists, since a restart after that
+// reads it from the record. ins is the server's WAL insert position,
+// which the new slot's consistent point will not be below.
+func newEpoch(ctx context.Context, src *source, cat *catalog.Catalog, o Options, rec catalog.Source, ins uint64) error {
+	top, err := lakeTop(ctx, cat, rec)
+	if err != nil {
+		return err
+	}
+	if src.lake(ins) > top {
+		return nil
+	}
+	src.base = top + 1 - ins
+	o.Logger.Warn("the source's WAL positions are below the lake's (it moved to another server or was restored): a new epoch starts, above the lake's positions; every table is reloaded and the rows of the old history are retired",
+		"server_lsn", pglogrepl.LSN(ins).String(), "lake_lsn", pglogrepl.LSN(top).String(), "lsn_base", src.base)
+	rec.LSNBase = src.base
+	return cat.PutSource(ctx, rec)
+}
+
+// lakeTop returns the highest position the lake holds for a source: its
+// watermark, each table's snapshot record (a reload's rows are written
+// below its position without moving any watermark) and each changelog's
+// cdclake.source-lsn (a table commit can land before the watermark).
+func lakeTop(ctx context.Context, cat *catalog.Catalog, rec catalog.Source) (uint64, error) {
+	top := rec.LSN
+	snaps, err := cat.Snapshots(ctx, rec.Name)
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range snaps {
+		top = max(top, s.LSN)
+	}
+	root := table.Identifier{catalog.IdentPart(rec.Name)}
+	nss, err := cat.Iceberg().ListNamespaces(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("list the namespaces of %s: %w", rec.Name, err)
+	}
+	for _, ns := range nss {
+		if len(ns) != 2 || ns[0] != root[0] {
+			continue
+		}
+		for id, err := range cat.Iceberg().ListTables(ctx, ns) {
+			if err != nil {
+				return 0, fmt.Errorf("list the tables of %s: %w", strings.Join(ns, "."), err)
+			}
+			if !strings.HasSuffix(id[len(id)-1], ChangesSuffix) {
+				continue
+			}
+			tbl, err := cat.Iceberg().LoadTable(ctx, id)
+			if err != nil {
+				return 0, fmt.Errorf("load %s: %w", strings.Join(id, "."), err)
+			}
+			top = max(top, tableLSN(tbl))
+		}
+	}
+	return top, nil
 }
 
 // watchSlot reports the WAL the slot keeps on the source, every 15 s.
@@ -393,5 +499,5 @@ func (s *source) catchUpTarget(ctx context.Context, log *slog.Logger) (uint64, e
 		// the WAL writer still flushes every commit before the target
 		log.Warn("could not flush the source's WAL for catch-up; it ends once PostgreSQL flushes it", "err", err)
 	}
-	return uint64(lsn), nil
+	return s.lake(uint64(lsn)), nil
 }

@@ -31,8 +31,11 @@ type Options struct {
 	// CatchUp stops after everything committed before the start is in
 	// the lake and acknowledged (batch mode).
 	CatchUp bool
-	// Resnapshot replaces a missing or invalidated slot with a new one and
-	// reloads every table at its position (the way out of lost changes).
+	// Resnapshot replaces a missing or invalidated slot, one past the
+	// lake's watermark, or that of a source that moved to another server
+	// or was restored, with a new one and reloads every table at its
+	// position (the way out of lost changes). A moved source starts a new
+	// epoch of lake positions (catalog.Source.LSNBase).
 	Resnapshot bool
 	// FlushTimeout bounds one flush (upload and commits); past it Run
 	// returns an error, as a lake request that never answers would

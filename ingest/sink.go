@@ -61,6 +61,9 @@ type Hooks struct {
 	AfterTableCommit func(table string) error
 	// AfterWatermark runs after the watermark is committed, before the ack.
 	AfterWatermark func(lsn uint64) error
+	// AfterReloadSlot runs in a reload once its temporary slot has fixed
+	// the copy's position lsn, before the copy starts.
+	AfterReloadSlot func(lsn uint64) error
 }
 
 // sink commits batches of one source into the lake.

@@ -671,7 +671,12 @@ func (s *source) reload(ctx context.Context, sk *sink, reg *pgarrow.Registry, o 
 	if err != nil {
 		return fmt.Errorf("parse consistent point: %w", err)
 	}
-	return s.snapshot(ctx, sk, reg, o, res.SnapshotName, uint64(lsn), tables, true)
+	if o.Hooks.AfterReloadSlot != nil {
+		if err := o.Hooks.AfterReloadSlot(s.lake(uint64(lsn))); err != nil {
+			return err
+		}
+	}
+	return s.snapshot(ctx, sk, reg, o, res.SnapshotName, s.lake(uint64(lsn)), tables, true)
 }
 
 // markReload records a running copy of each table (quoted schema.table),
@@ -702,11 +707,11 @@ func (s *source) markReload(ctx context.Context, cat *catalog.Catalog, o Options
 // written after now, so past the current insert position, which is itself
 // past every change the stream has committed. Compaction holds below it.
 func (s *source) pendingLSN(ctx context.Context) (uint64, error) {
-	var lsn pglogrepl.LSN
-	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
-		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+	lsn, err := s.insertLSN(ctx)
+	if err != nil {
+		return 0, err
 	}
-	return uint64(lsn) + 1, nil
+	return s.lake(lsn) + 1, nil
 }
 
 // reloadUnfinished reloads the tables whose snapshot did not finish. The
@@ -753,9 +758,11 @@ func Reload(ctx context.Context, cat *catalog.Catalog, o Options, tables []strin
 	}
 	defer src.conn.Close(context.Background())
 	o = o.withDefaults(src.cfg.Database)
-	if _, err := cat.Source(ctx, o.Name); err != nil {
+	rec, err := cat.Source(ctx, o.Name)
+	if err != nil {
 		return fmt.Errorf("source %q is not in the lake yet (run cdclake ingest first): %w", o.Name, err)
 	}
+	src.base = rec.LSNBase
 	qualified := make([]string, len(tables))
 	for i, t := range tables {
 		qualified[i] = t

@@ -22,6 +22,26 @@ type source struct {
 	cfg    *pgconn.Config
 	pgxCfg *pgx.ConnConfig
 	conn   *pgx.Conn
+	// base is the source's catalog.Source.LSNBase: a WAL position x of
+	// the server is lake position x + base
+	base uint64
+}
+
+// lake returns the lake position of the server's WAL position lsn.
+func (s *source) lake(lsn uint64) uint64 { return lsn + s.base }
+
+// insertLSN returns the server's WAL insert position, which lies past the
+// commit record of every transaction committed before now (on a standby,
+// where logical decoding works from PostgreSQL 16, the replay position,
+// past everything it can send).
+func (s *source) insertLSN(ctx context.Context) (uint64, error) {
+	var lsn pglogrepl.LSN
+	err := s.conn.QueryRow(ctx, `SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+		ELSE pg_current_wal_insert_lsn() END`).Scan(&lsn)
+	if err != nil {
+		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+	}
+	return uint64(lsn), nil
 }
 
 // pgxConfig returns a copy of the connection settings for another connection.

@@ -36,6 +36,11 @@ type stream struct {
 	o      Options
 	log    *slog.Logger
 	target uint64 // catch-up: stop once the stream has passed it
+	// base turns the server's WAL positions into lake positions
+	// (catalog.Source.LSNBase): every position here is a lake position,
+	// converted where a message arrives (toLake) and where the position
+	// is reported back (sendStatus)
+	base uint64
 
 	mu         sync.Mutex // guards dec, walEnd, firstRowAt, lastIdle
 	dec        *decoder
@@ -181,7 +186,7 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("parse keepalive: %w", err)
 		}
 		st.mu.Lock()
-		st.walEnd = max(st.walEnd, uint64(ka.ServerWALEnd))
+		st.walEnd = max(st.walEnd, uint64(ka.ServerWALEnd)+st.base)
 		st.checkCaughtUp()
 		st.mu.Unlock()
 		if ka.ReplyRequested {
@@ -201,6 +206,7 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		if err != nil {
 			return fmt.Errorf("parse pgoutput message at %s: %w", xld.WALStart, err)
 		}
+		st.toLake(msg)
 		if done, err := st.streamed(ctx, msg, xld.WALData); done || err != nil {
 			return err
 		}
@@ -227,6 +233,21 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 		}
 	}
 	return nil
+}
+
+// toLake turns the WAL positions a message carries into lake positions.
+func (st *stream) toLake(msg pglogrepl.Message) {
+	b := pglogrepl.LSN(st.base)
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		m.FinalLSN += b
+	case *pglogrepl.CommitMessage:
+		m.CommitLSN += b
+		m.TransactionEndLSN += b
+	case *pglogrepl.StreamCommitMessageV2:
+		m.CommitLSN += b
+		m.TransactionEndLSN += b
+	}
 }
 
 // parseMessage parses a pgoutput message. pglogrepl panics on some
@@ -612,7 +633,7 @@ func (st *stream) logProgress(rows int64, over time.Duration) {
 func (st *stream) sendStatus(reply bool) error {
 	st.sendMu.Lock()
 	defer st.sendMu.Unlock()
-	d := pglogrepl.LSN(st.durable.Load())
+	d := pglogrepl.LSN(st.durable.Load() - st.base)
 	return pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: d, WALFlushPosition: d, WALApplyPosition: d, ReplyRequested: reply,
 	})

@@ -104,5 +104,6 @@ func (s *walSampler) status(_ context.Context, src catalog.Source) (rest.SourceS
 	if tr == nil {
 		return rest.SourceStatus{}, nil
 	}
-	return rest.SourceStatus{CaughtUpAt: tr.CaughtUpAt(src.LSN)}, nil
+	// the samples are server positions, the watermark a lake position
+	return rest.SourceStatus{CaughtUpAt: tr.CaughtUpAt(src.LSN - min(src.LSNBase, src.LSN))}, nil
 }

@@ -33,7 +33,7 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.CatchUp, "catch-up", false, "stop once everything committed before the start is in the lake")
 	fs.DurationVar(&o.FlushAge, "flush-interval", 0, "longest time a change waits before it is committed (default 1s)")
 	fs.DurationVar(&o.FlushTimeout, "flush-timeout", 0, "longest time one flush may take before ingest gives up and exits (default 2m)")
-	fs.BoolVar(&o.Resnapshot, "resnapshot", false, "replace a missing or invalidated replication slot and reload every table")
+	fs.BoolVar(&o.Resnapshot, "resnapshot", false, "reload every table into a new replication slot: after the slot was lost, invalidated or is past the lake, or the source moved to another server or was restored (starts a new epoch of positions)")
 	fs.Int64Var(&o.MemoryBudget, "memory-budget", 0, "bytes of memory for transactions streamed while they run, beyond which they spill to disk (default 256 MiB)")
 	fs.DurationVar(&o.PartitionCheckInterval, "partition-check-interval", 0, "how often the partitions of partitioned tables are checked; a table whose partitions were attached, detached, dropped or truncated is reloaded (default 5s)")
 	fs.StringVar(&o.SpillDir, "spill-dir", "", "folder for spilled transactions (default: in the system temp folder)")
