@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -70,10 +71,12 @@ var Features = map[string]int{
 	"kill_compact": 15, // kill -9 of the compaction loop at a random moment
 	"reload":       8,  // `cdclake snapshot --table` while the round runs
 	"catch_up":     10, // ingest stopped; the round is drained by `ingest --catch-up`
+	"move":         4,  // a source restored (pg_dump) into another server, then `ingest --resnapshot`
 }
 
 type source struct {
 	db, url, pub string
+	pg           *pgtest.Cluster // the server the source is on (it moves)
 	gen          *Gen
 	ingest       *proc
 	conn         *pgx.Conn // the generator's
@@ -90,6 +93,8 @@ type run struct {
 	lakeDir  string
 	lakeArg  []string
 	pg       *pgtest.Cluster
+	pg2      *pgtest.Cluster // the server sources move to and from (started at the first move)
+	settings map[string]string
 	srcs     []*source
 	cat      *catalog.Catalog
 	eng      *query.Engine
@@ -142,15 +147,16 @@ func TestTorture(t *testing.T) {
 	}
 	ru.lakeDir = filepath.Join(dir, "lake")
 	ru.lakeArg = []string{"--lake", ru.lakeDir}
-	ru.pg = pgtest.Start(t, pgtest.Options{Settings: map[string]string{
+	ru.settings = map[string]string{
 		"logical_decoding_work_mem": "64kB", // large transactions are streamed while they run
 		"max_replication_slots":     "20",
 		"max_wal_senders":           "20",
 		"wal_writer_delay":          "1000ms", // asynchronous commits stay unflushed for a while
-	}})
+	}
+	ru.pg = pgtest.Start(t, pgtest.Options{Settings: ru.settings})
 	ctx := context.Background()
 	for i, db := range []string{"svc_a", "svc_b"} {
-		s := &source{db: db, url: ru.pg.CreateDB(t, db), pub: "torture_" + db, gen: NewGen(seed+uint64(i)*7919, scale, w)}
+		s := &source{db: db, url: ru.pg.CreateDB(t, db), pg: ru.pg, pub: "torture_" + db, gen: NewGen(seed+uint64(i)*7919, scale, w)}
 		ru.pg.Exec(t, db, Schema)
 		s.conn, s.conn2, s.check = ru.connect(s), ru.connect(s), ru.connect(s)
 		for _, tb := range []string{"main", "comp", "part"} {
@@ -274,9 +280,15 @@ func (ru *run) round(ctx context.Context, n int) []string {
 	if on["catch_up"] {
 		delete(on, "kill_ingest")
 		delete(on, "reload")
+		delete(on, "move")
 	}
 	var problems []string
 	fmt.Fprintf(ru.log, "=== round %d features %v\n", n, on)
+	if on["move"] {
+		if err := ru.move(ctx, ru.srcs[ru.r.IntN(len(ru.srcs))], n); err != nil {
+			return []string{err.Error()}
+		}
+	}
 	if on["catch_up"] {
 		for _, s := range ru.srcs {
 			s.ingest.stop()
@@ -376,6 +388,53 @@ func (ru *run) round(ctx context.Context, n int) []string {
 	return append(problems, ru.compare(ctx, "", true)...)
 }
 
+// move restores source s into the other server, as a team moves its
+// database (dump and restore: the new server's WAL positions are unrelated
+// to the old one's), drops it from the old server, and restarts its ingest
+// with --resnapshot, which must retire the old rows and stream the new
+// server's changes (issue 16 case 4).
+func (ru *run) move(ctx context.Context, s *source, round int) error {
+	if ru.pg2 == nil {
+		ru.pg2 = pgtest.Start(ru.t, pgtest.Options{Settings: ru.settings})
+	}
+	to := ru.pg2
+	if s.pg == ru.pg2 {
+		to = ru.pg
+	}
+	s.ingest.stop()
+	ru.noteExits(s.ingest)
+	fmt.Fprintf(ru.log, "%s: moving to the server on port %d\n", s.db, to.Port)
+	bin, err := pgtest.BinDir()
+	if err != nil {
+		return err
+	}
+	dump := filepath.Join(ru.dir, fmt.Sprintf("%s-%d.dump", s.db, round))
+	if out, err := exec.CommandContext(ctx, filepath.Join(bin, "pg_dump"), "-Fc", "-f", dump, s.url).CombinedOutput(); err != nil {
+		return fmt.Errorf("move %s: pg_dump: %v: %s", s.db, err, out)
+	}
+	if err := to.ExecErr("postgres", "DROP DATABASE IF EXISTS "+s.db+" WITH (FORCE)", "CREATE DATABASE "+s.db); err != nil {
+		return fmt.Errorf("move %s: %w", s.db, err)
+	}
+	if out, err := exec.CommandContext(ctx, filepath.Join(bin, "pg_restore"), "-d", to.URL(s.db), dump).CombinedOutput(); err != nil {
+		return fmt.Errorf("move %s: pg_restore: %v: %s", s.db, err, out)
+	}
+	for _, c := range []*pgx.Conn{s.conn, s.conn2, s.check} {
+		c.Close(ctx)
+	}
+	from := s.pg
+	ru.mu.Lock()
+	s.pg, s.url = to, to.URL(s.db)
+	ru.mu.Unlock()
+	// the old server is gone: its slots and the database with them
+	if err := from.ExecErr("postgres", fmt.Sprintf("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '%s'", s.db),
+		"DROP DATABASE "+s.db+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("move %s: drop the old database: %w", s.db, err)
+	}
+	s.conn, s.conn2, s.check = ru.connect(s), ru.connect(s), ru.connect(s)
+	s.ingest = startProc(ru.t, ru.dir, fmt.Sprintf("ingest-%s-%d", s.db, round), ru.bin, append(ru.ingestArgs(s), "--resnapshot")...)
+	return nil
+}
+
 // noteExits logs a process's unexpected exits: the service manager's
 // restart is part of the design (docs/reliability.md), so they fail a
 // round only through what the comparison finds.
@@ -467,7 +526,7 @@ func (ru *run) waitCaughtUp(ctx context.Context, round int) error {
 	for _, tg := range targets {
 		for {
 			src, err := ru.cat.Source(ctx, tg.s.db)
-			if err == nil && src.LSN >= tg.lsn {
+			if err == nil && src.LSN >= tg.lsn+src.LSNBase { // lake positions are the server's plus the base
 				break
 			}
 			if time.Now().After(deadline) {
@@ -669,15 +728,12 @@ func (ru *run) sampleSlots(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		conns := map[string]*pgx.Conn{}
-		for _, s := range ru.srcs {
-			c, err := pgx.Connect(ctx, s.url)
-			if err != nil {
-				return
+		conns := map[string]*pgx.Conn{} // by URL: a source that moved has another
+		defer func() {
+			for _, c := range conns {
+				c.Close(context.Background())
 			}
-			defer c.Close(context.Background())
-			conns[s.db] = c
-		}
+		}()
 		for {
 			select {
 			case <-ctx.Done():
@@ -685,17 +741,28 @@ func (ru *run) sampleSlots(ctx context.Context) (stop func()) {
 			case <-time.After(200 * time.Millisecond):
 			}
 			for _, s := range ru.srcs {
+				ru.mu.Lock()
+				url := s.url
+				ru.mu.Unlock()
+				c := conns[url]
+				if c == nil || c.IsClosed() {
+					var err error
+					if c, err = pgx.Connect(ctx, url); err != nil {
+						continue // moving
+					}
+					conns[url] = c
+				}
 				var confirmed *string
-				if err := conns[s.db].QueryRow(ctx, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", "cdclake_"+s.db).Scan(&confirmed); err != nil || confirmed == nil {
+				if err := c.QueryRow(ctx, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", "cdclake_"+s.db).Scan(&confirmed); err != nil || confirmed == nil {
 					continue
 				}
 				src, err := ru.cat.Source(ctx, s.db)
-				if err != nil {
+				if err != nil || copying(ctx, ru.cat, s.db, src.LSN) {
 					continue
 				}
 				ru.mu.Lock()
 				ru.samples++
-				if c := parseLSN(*confirmed); c > src.LSN && len(ru.violations) < 10 {
+				if c := parseLSN(*confirmed) + src.LSNBase; c > src.LSN && len(ru.violations) < 10 {
 					ru.violations = append(ru.violations, fmt.Sprintf("%s: slot confirmed %s, catalog watermark %X", s.db, *confirmed, src.LSN))
 				}
 				ru.mu.Unlock()
@@ -704,6 +771,23 @@ func (ru *run) sampleSlots(ctx context.Context) (stop func()) {
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// copying reports whether a copy of a table of source db runs at a
+// position past the watermark: during an initial snapshot or a
+// resnapshot the new slot's position is ahead of the lake, as the copy
+// stands for everything before it.
+func copying(ctx context.Context, cat *catalog.Catalog, db string, watermark uint64) bool {
+	snaps, err := cat.Snapshots(ctx, db)
+	if err != nil {
+		return true
+	}
+	for _, sn := range snaps {
+		if sn.State == catalog.SnapshotRunning && sn.LSN > watermark {
+			return true
+		}
+	}
+	return false
 }
 
 func (ru *run) slotViolations() []string {
