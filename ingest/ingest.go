@@ -123,6 +123,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	dec := newDecoder(reg, sk.committedLSN)
 	dec.primaryKey = src.primaryKey
+	dec.timeout = o.FlushTimeout
 	dec.attributes = src.attributes
 	if o.Metrics != nil {
 		go watchSlot(ctx, src.pgxConfig(), o)
@@ -131,9 +132,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	dec.lakeTypes = sk.lakePGTypes
 	if o.Snapshot == "initial" {
 		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
-		dec.onRewrite = func(schema, name, why string) error { return st.reloadRewritten(ctx, schema, name, why) }
+		dec.onRewrite = func(rctx context.Context, schema, name, why string) error {
+			return st.reloadRewritten(ctx, rctx, schema, name, why)
+		}
 	} else {
-		dec.onRewrite = func(schema, name, why string) error {
+		dec.onRewrite = func(_ context.Context, schema, name, why string) error {
 			o.Logger.Warn("table rewritten in the source: rows in the lake may differ until it is reloaded (--snapshot never: run cdclake snapshot --table)",
 				"table", schema+"."+name, "why", why)
 			return nil
@@ -271,8 +274,10 @@ func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
 		}
 		if conn != nil {
 			var retained int64
-			err := conn.QueryRow(ctx, `SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
+			qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := conn.QueryRow(qctx, `SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
 				FROM pg_replication_slots WHERE slot_name = $1`, o.Slot).Scan(&retained)
+			cancel()
 			if err == nil {
 				o.Metrics.retainedWAL.WithLabelValues(o.Name).Set(float64(retained))
 			} else if conn.IsClosed() {

@@ -348,9 +348,11 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 	go func() {
 		defer st.bg.Done()
 		err := func() error {
-			snaps, err := st.sink.cat.Snapshots(ctx, st.o.Name)
+			lctx, cancel := within(ctx, st.o.FlushTimeout)
+			snaps, err := st.sink.cat.Snapshots(lctx, st.o.Name)
+			cancel()
 			if err != nil {
-				return err
+				return timedOut(lctx, err)
 			}
 			for _, s := range snaps {
 				if s.Schema == schema && s.Table == name {
@@ -367,11 +369,12 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 }
 
 // reloadRewritten reloads a table whose rows PostgreSQL rewrote (see
-// rewritten), beside the stream. A running snapshot record is written
-// first, so that a crash before the reload is done makes the next start
-// reload the table (reloadUnfinished). Reloads run one at a time.
-func (st *stream) reloadRewritten(ctx context.Context, schema, name, why string) error {
-	err := st.sink.cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: st.o.Name, Schema: schema, Table: name,
+// rewritten), beside the stream (under ctx). A running snapshot record is
+// written first, under rctx (the Relation message's deadline), so that a
+// crash before the reload is done makes the next start reload the table
+// (reloadUnfinished). Reloads run one at a time.
+func (st *stream) reloadRewritten(ctx, rctx context.Context, schema, name, why string) error {
+	err := st.sink.cat.PutSnapshot(rctx, catalog.TableSnapshot{Source: st.o.Name, Schema: schema, Table: name,
 		State: catalog.SnapshotRunning, LSN: st.dec.endLSN, StartedAt: time.Now()})
 	if err != nil {
 		return fmt.Errorf("record the reload of %s.%s: %w", schema, name, err)
@@ -659,6 +662,34 @@ func checkTuples(data []byte, inStream bool) error {
 		}
 	}
 	return nil
+}
+
+// errNoAnswer is the cause of a deadline set by within.
+var errNoAnswer = errors.New("no answer")
+
+// within bounds by d (FlushTimeout) the requests to the lake or the
+// source that one step of the receive path makes while the stream waits
+// for it (a Relation message's look-ups, a record in the catalog): one
+// that never answers fails the stream, and the process exits to be
+// restarted, instead of stalling it for good. d <= 0 sets none (a
+// decoder used on its own, in tests).
+func within(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("%w within %s (--flush-timeout)", errNoAnswer, d))
+}
+
+// timedOut returns err, saying so when a deadline set by within on ctx
+// is why it happened.
+func timedOut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errNoAnswer) && !errors.Is(err, cause) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }
 
 // commitWithin commits a batch, giving up after FlushTimeout: a lake
