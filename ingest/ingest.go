@@ -129,11 +129,14 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		go watchSlot(ctx, src.pgxConfig(), o)
 	}
 	st := newStream(repl, dec, sk, o, start, target)
+	bgCtx, stopBg := context.WithCancel(ctx) // work beside the stream (see stream.stopBg)
+	defer stopBg()
+	st.stopBg = stopBg
 	dec.lakeTypes = sk.lakePGTypes
 	if o.Snapshot == "initial" {
-		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
+		dec.onNew = func(schema, name string) { st.reloadNew(bgCtx, schema, name) }
 		dec.onRewrite = func(rctx context.Context, schema, name, why string) error {
-			return st.reloadRewritten(ctx, rctx, schema, name, why)
+			return st.reloadRewritten(bgCtx, rctx, schema, name, why)
 		}
 	} else {
 		dec.onRewrite = func(_ context.Context, schema, name, why string) error {
@@ -149,7 +152,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		st.bg.Add(1)
 		go func() {
 			defer st.bg.Done()
-			pw.once(ctx)
+			pw.once(bgCtx)
 		}()
 		return st.run(ctx)
 	}

@@ -59,9 +59,14 @@ type stream struct {
 	failErr  error         // the first failure (flush or background snapshot)
 	failed   chan struct{} // closed at the first failure
 
-	flushed  chan struct{}  // closed when the flusher has stopped
-	bg       sync.WaitGroup // snapshots of tables added while streaming
-	reloadMu sync.Mutex     // one reload of a rewritten table at a time
+	flushed chan struct{}  // closed when the flusher has stopped
+	bg      sync.WaitGroup // snapshots of tables added while streaming
+	// stopBg, when set, cancels the context of the work in bg: run calls
+	// it once the stream failed, so that a reload waiting on a lake that
+	// does not answer cannot keep it from returning (an unfinished
+	// reload's running record redoes it at the next start)
+	stopBg   context.CancelFunc
+	reloadMu sync.Mutex // one reload of a rewritten table at a time
 
 	// transactions streamed while in progress (receiver goroutine only)
 	spool     *spool
@@ -125,6 +130,9 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	st.closeQueue()
 	<-st.flushed
+	if (recvErr != nil || st.failure() != nil) && st.stopBg != nil {
+		st.stopBg()
+	}
 	st.bg.Wait()
 	flushFailed := st.failure()
 	_ = st.conn.Conn().SetReadDeadline(time.Time{})
