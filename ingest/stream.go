@@ -59,14 +59,15 @@ type stream struct {
 	failErr  error         // the first failure (flush or background snapshot)
 	failed   chan struct{} // closed at the first failure
 
-	flushed chan struct{}  // closed when the flusher has stopped
-	bg      sync.WaitGroup // snapshots of tables added while streaming
+	flushed  chan struct{}  // closed when the flusher has stopped
+	bg       sync.WaitGroup // snapshots of tables added while streaming
+	reloadMu sync.Mutex     // one reload of a rewritten table at a time
+
 	// stopBg, when set, cancels the context of the work in bg: run calls
 	// it once the stream failed, so that a reload waiting on a lake that
 	// does not answer cannot keep it from returning (an unfinished
 	// reload's running record redoes it at the next start)
-	stopBg   context.CancelFunc
-	reloadMu sync.Mutex // one reload of a rewritten table at a time
+	stopBg context.CancelFunc
 
 	// transactions streamed while in progress (receiver goroutine only)
 	spool     *spool
