@@ -550,6 +550,7 @@ func (st *stream) flusher(ctx context.Context) {
 				}
 			} else {
 				st.rows.Add(int64(b.rows))
+				st.log.Debug("partial batch written", "rows", b.rows, "tables", len(b.tables), "took", time.Since(start))
 			}
 		}
 		for _, tb := range b.tables {

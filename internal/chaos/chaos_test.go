@@ -139,6 +139,13 @@ func TestChaosFaults(t *testing.T) {
 		t.Errorf("%d kills, want at least %d", kills, 20*scale)
 	}
 	results.fault("kill9", kills)
+	// large transactions staged in partial batches, committed with the
+	// batch that ends them, under the faults
+	if p := ph.now().partial; p == 0 {
+		t.Errorf("no partial batch written (%d large transactions): the workload does not reach the partial batches", ws.Large)
+	} else {
+		t.Logf("partial batches written: %d", p)
+	}
 	for k, n := range r.other {
 		if k != "ack-lost" {
 			results.fault(k, n)
@@ -368,6 +375,7 @@ type phaseState struct {
 	gen     int    // the run that printed the last line
 	state   string // start, snapshot, streaming
 	flushes int    // "flushed" lines of every run
+	partial int    // "partial batch written" lines of every run
 }
 
 func (p *phases) line(gen int, line string) {
@@ -385,6 +393,8 @@ func (p *phases) line(gen int, line string) {
 		p.cur.state = "streaming"
 	case strings.Contains(line, "msg=flushed"):
 		p.cur.flushes++
+	case strings.Contains(line, `msg="partial batch written"`):
+		p.cur.partial++
 	default:
 		return
 	}
