@@ -61,6 +61,9 @@ type Hooks struct {
 	AfterTableCommit func(table string) error
 	// AfterWatermark runs after the watermark is committed, before the ack.
 	AfterWatermark func(lsn uint64) error
+	// AfterPartial runs when a partial batch (part of a large transaction)
+	// is written, before the batch that commits it.
+	AfterPartial func() error
 }
 
 // sink commits batches of one source into the lake.
@@ -116,6 +119,9 @@ func (s *sink) commit(ctx context.Context, b *batch) error {
 		}
 	}
 	if b.partial {
+		if s.hooks.AfterPartial != nil {
+			return s.hooks.AfterPartial()
+		}
 		return nil
 	}
 	for _, key := range slices.Sorted(maps.Keys(s.pending)) {
