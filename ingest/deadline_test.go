@@ -280,3 +280,72 @@ func TestLakeHangsOnReceivePath(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceSilent black-holes the connections to the source while ingest
+// streams (a dead route, a server frozen without closing its sockets):
+// the replication connection receives nothing any more, not even the
+// keepalive ingest asks for. Ingest must end with an error within its
+// deadline (the longer of --flush-timeout and the server's
+// wal_sender_timeout) instead of waiting for good, and lose nothing once
+// the source answers again.
+func TestSourceSilent(t *testing.T) {
+	pg := pgtest.Start(t, pgtest.Options{Settings: map[string]string{"wal_sender_timeout": "'5s'"}})
+	const db = "silent"
+	pg.CreateDB(t, db)
+	pg.Exec(t, db, "CREATE TABLE a (id int PRIMARY KEY, val text)", "INSERT INTO a VALUES (1, 'one')")
+	hole := newBlackHole(t, fmt.Sprintf("127.0.0.1:%d", pg.Port))
+	url := fmt.Sprintf("postgres://postgres@%s/%s?sslmode=disable", hole.addr(), db)
+	cat := openCatalog(t, "file://"+t.TempDir(), nil)
+	o := Options{Source: url, FlushAge: 100 * time.Millisecond, FlushTimeout: 2 * time.Second}
+	if err := catchUp(t, cat, o); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cat, o) }()
+	pg.Exec(t, db, "UPDATE a SET val = 'uno' WHERE id = 1")
+	deadline := time.Now().Add(60 * time.Second)
+	for len(readChanges(t, cat, db, "public", "a")) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("ingest does not stream")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hole.hang()
+	pg.Exec(t, db, "INSERT INTO a VALUES (2, 'two')")
+	start := time.Now()
+	const bound = 30 * time.Second // 5 s (wal_sender_timeout) and the time to stop
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("ingest returned no error although the source went silent")
+		}
+		t.Logf("ingest ended after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	case <-time.After(bound):
+		cancel()
+		hole.release()
+		<-done
+		t.Fatalf("BUG: ingest still waits for a silent source %s after it went silent", bound)
+	}
+	hole.release()
+	if c, w := confirmedLSN(t, pg, db, "cdclake_"+db), sourceLSN(t, cat, db); c > w {
+		t.Fatalf("slot confirmed up to %d, past the lake's watermark %d", c, w)
+	}
+	if err := catchUp(t, cat, o); err != nil {
+		t.Fatal(err)
+	}
+	want := sourceRows(t, pg.URL(db), "SELECT id || '|' || val FROM a")
+	if got := lakeState(t, cat, db, "a"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("lake holds %v, source %v", got, want)
+	}
+}
+
+func sourceLSN(t *testing.T, cat *catalog.Catalog, name string) uint64 {
+	t.Helper()
+	src, err := cat.Source(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.LSN
+}

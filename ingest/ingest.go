@@ -129,6 +129,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		go watchSlot(ctx, src.pgxConfig(), o)
 	}
 	st := newStream(repl, dec, sk, o, start, target)
+	if st.silence, err = src.silenceLimit(ctx, o); err != nil {
+		return err
+	}
 	bgCtx, stopBg := context.WithCancel(ctx) // work beside the stream (see stream.stopBg)
 	defer stopBg()
 	st.stopBg = stopBg
@@ -261,6 +264,23 @@ func startPosition(ctx context.Context, src *source, cat *catalog.Catalog, o Opt
 			o.Slot, pglogrepl.LSN(si.confirmed), pglogrepl.LSN(rec.LSN), o.Name)
 	}
 	return rec.LSN, nil
+}
+
+// silenceLimit returns how long the replication connection may receive
+// nothing, a keepalive asked for included, before the source is taken for
+// gone: the longer of FlushTimeout and the server's wal_sender_timeout (a
+// walsender busy with work it sends nothing for still sends a keepalive
+// within it); none when wal_sender_timeout is 0 (the server sends none).
+func (s *source) silenceLimit(ctx context.Context, o Options) (time.Duration, error) {
+	var ms int64
+	err := s.conn.QueryRow(ctx, "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_sender_timeout'").Scan(&ms)
+	if err != nil {
+		return 0, fmt.Errorf("read wal_sender_timeout: %w", err)
+	}
+	if ms <= 0 {
+		return 0, nil
+	}
+	return max(o.FlushTimeout, time.Duration(ms)*time.Millisecond), nil
 }
 
 // watchSlot reports the WAL the slot keeps on the source, every 15 s.

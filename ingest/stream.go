@@ -48,12 +48,18 @@ type stream struct {
 	queue  []*batch   // cut and not yet done by the flusher (the first is being committed)
 	closed bool       // no more batches
 
-	sendMu   sync.Mutex // one writer on the connection at a time
-	durable  atomic.Uint64
-	rows     atomic.Int64 // rows committed
-	parser   rowParser
-	stopping atomic.Bool
-	caughtUp atomic.Bool
+	sendMu sync.Mutex // one writer on the connection at a time
+	// silence is how long the receiver may wait for a message, a
+	// keepalive asked for at half of it included, before the source is
+	// taken for gone and the stream fails (0: no limit); readSince is
+	// when the wait began (unix ns, 0 while not waiting)
+	silence   time.Duration
+	readSince atomic.Int64
+	durable   atomic.Uint64
+	rows      atomic.Int64 // rows committed
+	parser    rowParser
+	stopping  atomic.Bool
+	caughtUp  atomic.Bool
 
 	failOnce sync.Once
 	failErr  error         // the first failure (flush or background snapshot)
@@ -155,7 +161,9 @@ func (st *stream) stop() {
 
 func (st *stream) receive(ctx context.Context) error {
 	for !st.stopping.Load() {
+		st.readSince.Store(time.Now().UnixNano())
 		raw, err := st.conn.ReceiveMessage(context.Background())
+		st.readSince.Store(0)
 		if err != nil {
 			if st.stopping.Load() {
 				if pgconn.Timeout(err) {
@@ -581,9 +589,18 @@ func (st *stream) ticker(stop <-chan struct{}) {
 				st.lastIdle = now
 			}
 			st.mu.Unlock()
-			if now.Sub(lastStatus) >= st.o.StatusInterval || (st.target > 0 && now.Sub(lastStatus) >= 200*time.Millisecond) {
+			// a source silent for half the limit is asked for a keepalive
+			ping := false
+			if since := st.readSince.Load(); since != 0 && st.silence > 0 {
+				waited := now.Sub(time.Unix(0, since))
+				if waited > st.silence {
+					st.fail(fmt.Errorf("the source sent nothing for %s, not even the keepalive asked for (limit: the longer of --flush-timeout and its wal_sender_timeout)", waited.Round(time.Millisecond)))
+				}
+				ping = waited >= st.silence/2
+			}
+			if now.Sub(lastStatus) >= st.o.StatusInterval || ((st.target > 0 || ping) && now.Sub(lastStatus) >= 200*time.Millisecond) {
 				// in catch-up, ask for a keepalive so an idle server tells its position
-				if err := st.sendStatus(st.target > 0); err != nil {
+				if err := st.sendStatus(st.target > 0 || ping); err != nil {
 					st.log.Debug("status update", "err", err)
 				}
 				lastStatus = now

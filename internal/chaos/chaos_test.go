@@ -37,7 +37,11 @@ func TestChaosFaults(t *testing.T) {
 	px := startProxy(t, srv, rng.Uint64())
 	catPath := filepath.Join(t.TempDir(), "catalog.db")
 	const lakeURL = "s3://lake/chaos"
-	args := []string{"ingest", "--source", src.url, "--lake", lakeURL, "--catalog", catPath, "--flush-interval", "200ms"}
+	// a memory budget of 16 MiB writes large transactions in partial
+	// batches of 1 MiB (a sixteenth, at least 1 MiB), which the wide ones
+	// of the workload (2 MB) reach
+	args := []string{"ingest", "--source", src.url, "--lake", lakeURL, "--catalog", catPath, "--flush-interval", "200ms",
+		"--memory-budget", "16777216"}
 	env := childEnv(t, srv, px.URL)
 	ph := &phases{changed: make(chan struct{})}
 	sup := &Supervisor{Name: "ingest", Path: bin, Args: args, Env: env, Log: suiteLog, OnLine: ph.line}
