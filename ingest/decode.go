@@ -100,19 +100,19 @@ type decoder struct {
 	// lakeTypes returns the PostgreSQL types of a table's columns as the
 	// lake last recorded them (cdclake.pg-types).
 	lakeTypes func(ctx context.Context, schema, name string) ([]typedColumn, error)
+	// timeout bounds the look-ups of one Relation message (FlushTimeout).
+	timeout time.Duration
 	// onRewrite is called when a Relation message shows that a table's
 	// rows were rewritten with values no change carries (see rewritten);
 	// ctx bounds what it does before it returns.
 	onRewrite func(ctx context.Context, schema, name, why string) error
-	// timeout bounds the look-ups of one Relation message (FlushTimeout).
-	timeout time.Duration
-	rels    map[uint32]*relation
-	tables  map[string]*tableBuffer // by schema.name
-	inTx    bool
-	tx      tx
-	rows    int   // rows buffered since the last cut
-	bytes   int64 // approximate bytes buffered since the last cut
-	skipped int64 // replayed rows dropped because the lake holds them
+	rels      map[uint32]*relation
+	tables    map[string]*tableBuffer // by schema.name
+	inTx      bool
+	tx        tx
+	rows      int   // rows buffered since the last cut
+	bytes     int64 // approximate bytes buffered since the last cut
+	skipped   int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
 	endLSN     uint64

@@ -48,18 +48,19 @@ type stream struct {
 	queue  []*batch   // cut and not yet done by the flusher (the first is being committed)
 	closed bool       // no more batches
 
-	sendMu sync.Mutex // one writer on the connection at a time
+	sendMu   sync.Mutex // one writer on the connection at a time
+	durable  atomic.Uint64
+	rows     atomic.Int64 // rows committed
+	parser   rowParser
+	stopping atomic.Bool
+	caughtUp atomic.Bool
+
 	// silence is how long the receiver may wait for a message, a
 	// keepalive asked for at half of it included, before the source is
 	// taken for gone and the stream fails (0: no limit); readSince is
 	// when the wait began (unix ns, 0 while not waiting)
 	silence   time.Duration
 	readSince atomic.Int64
-	durable   atomic.Uint64
-	rows      atomic.Int64 // rows committed
-	parser    rowParser
-	stopping  atomic.Bool
-	caughtUp  atomic.Bool
 
 	failOnce sync.Once
 	failErr  error         // the first failure (flush or background snapshot)
