@@ -100,9 +100,12 @@ type decoder struct {
 	// lakeTypes returns the PostgreSQL types of a table's columns as the
 	// lake last recorded them (cdclake.pg-types).
 	lakeTypes func(ctx context.Context, schema, name string) ([]typedColumn, error)
+	// timeout bounds the look-ups of one Relation message (FlushTimeout).
+	timeout time.Duration
 	// onRewrite is called when a Relation message shows that a table's
-	// rows were rewritten with values no change carries (see rewritten).
-	onRewrite func(schema, name, why string) error
+	// rows were rewritten with values no change carries (see rewritten);
+	// ctx bounds what it does before it returns.
+	onRewrite func(ctx context.Context, schema, name, why string) error
 	rels      map[uint32]*relation
 	tables    map[string]*tableBuffer // by schema.name
 	inTx      bool
@@ -230,13 +233,14 @@ func keyChanged(rel *relation, old, nu *pglogrepl.TupleData, keyOnly bool) bool 
 	return false
 }
 
-// catalogTimeout bounds the catalog look-ups a Relation message makes
-// (they hold up the stream).
-const catalogTimeout = 30 * time.Second
-
-func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
-	ctx, cancel := context.WithTimeout(ctx, catalogTimeout)
+// relation applies a Relation message. Its look-ups in the lake and the
+// source (and the record of a reload, onRewrite) hold up the stream: they
+// are bounded together by timeout (--flush-timeout), past which the
+// message fails the stream.
+func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) (err error) {
+	ctx, cancel := within(ctx, d.timeout)
 	defer cancel()
+	defer func() { err = timedOut(ctx, err) }()
 	rel := &relation{id: m.RelationID, schema: m.Namespace, name: m.RelationName}
 	var attrs map[string]attribute
 	if d.attributes != nil {
@@ -326,7 +330,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 			to[r[1]] = true
 		}
 		if why := rewritten(before, rel.cols, attrs, to); why != "" {
-			return d.onRewrite(rel.schema, rel.name, why)
+			return d.onRewrite(ctx, rel.schema, rel.name, why)
 		}
 	}
 	return nil

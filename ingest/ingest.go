@@ -124,18 +124,27 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 
 	dec := newDecoder(reg, sk.committedLSN)
 	dec.primaryKey = src.primaryKey
+	dec.timeout = o.FlushTimeout
 	dec.attributes = src.attributes
 	if o.Metrics != nil {
 		go watchSlot(ctx, src.pgxConfig(), o)
 	}
 	st := newStream(repl, dec, sk, o, start, target)
 	st.base = src.base
+	if st.silence, err = src.silenceLimit(ctx, o); err != nil {
+		return err
+	}
+	bgCtx, stopBg := context.WithCancel(ctx) // work beside the stream (see stream.stopBg)
+	defer stopBg()
+	st.stopBg = stopBg
 	dec.lakeTypes = sk.lakePGTypes
 	if o.Snapshot == "initial" {
-		dec.onNew = func(schema, name string) { st.reloadNew(ctx, schema, name) }
-		dec.onRewrite = func(schema, name, why string) error { return st.reloadRewritten(ctx, schema, name, why) }
+		dec.onNew = func(schema, name string) { st.reloadNew(bgCtx, schema, name) }
+		dec.onRewrite = func(rctx context.Context, schema, name, why string) error {
+			return st.reloadRewritten(bgCtx, rctx, schema, name, why)
+		}
 	} else {
-		dec.onRewrite = func(schema, name, why string) error {
+		dec.onRewrite = func(_ context.Context, schema, name, why string) error {
 			o.Logger.Warn("table rewritten in the source: rows in the lake may differ until it is reloaded (--snapshot never: run cdclake snapshot --table)",
 				"table", schema+"."+name, "why", why)
 			return nil
@@ -148,7 +157,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		st.bg.Add(1)
 		go func() {
 			defer st.bg.Done()
-			pw.once(ctx)
+			pw.once(bgCtx)
 		}()
 		return st.run(ctx)
 	}
@@ -363,6 +372,23 @@ func lakeTop(ctx context.Context, cat *catalog.Catalog, rec catalog.Source) (uin
 	return top, nil
 }
 
+// silenceLimit returns how long the replication connection may receive
+// nothing, a keepalive asked for included, before the source is taken for
+// gone: the longer of FlushTimeout and the server's wal_sender_timeout (a
+// walsender busy with work it sends nothing for still sends a keepalive
+// within it); none when wal_sender_timeout is 0 (the server sends none).
+func (s *source) silenceLimit(ctx context.Context, o Options) (time.Duration, error) {
+	var ms int64
+	err := s.conn.QueryRow(ctx, "SELECT setting::bigint FROM pg_settings WHERE name = 'wal_sender_timeout'").Scan(&ms)
+	if err != nil {
+		return 0, fmt.Errorf("read wal_sender_timeout: %w", err)
+	}
+	if ms <= 0 {
+		return 0, nil
+	}
+	return max(o.FlushTimeout, time.Duration(ms)*time.Millisecond), nil
+}
+
 // watchSlot reports the WAL the slot keeps on the source, every 15 s.
 func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
 	var conn *pgx.Conn
@@ -377,8 +403,10 @@ func watchSlot(ctx context.Context, cfg *pgx.ConnConfig, o Options) {
 		}
 		if conn != nil {
 			var retained int64
-			err := conn.QueryRow(ctx, `SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
+			qctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := conn.QueryRow(qctx, `SELECT coalesce(pg_current_wal_lsn() - restart_lsn, 0)::bigint
 				FROM pg_replication_slots WHERE slot_name = $1`, o.Slot).Scan(&retained)
+			cancel()
 			if err == nil {
 				o.Metrics.retainedWAL.WithLabelValues(o.Name).Set(float64(retained))
 			} else if conn.IsClosed() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -286,16 +287,20 @@ func currentLSN(t *testing.T, url string) uint64 {
 }
 
 // TestCrashRecovery stops a flush at each dangerous point, restarts, and
-// checks that the changelog holds every change exactly once.
+// checks that the changelog holds every change exactly once. The last
+// case adds a transaction PostgreSQL streams while it runs (larger than
+// logical_decoding_work_mem) and stops while it is staged in partial
+// batches, the first of which carries the small transactions before it.
 func TestCrashRecovery(t *testing.T) {
 	errCrash := errors.New("injected crash")
 	cases := []struct {
 		name  string
 		hooks func() Hooks
+		large int // rows of a streamed transaction after the workload
 	}{
 		{"after upload, before commit", func() Hooks {
 			return Hooks{AfterUpload: func(string) error { return errCrash }}
-		}},
+		}, 0},
 		{"between table commits", func() Hooks {
 			n := 0
 			return Hooks{AfterTableCommit: func(string) error {
@@ -304,23 +309,40 @@ func TestCrashRecovery(t *testing.T) {
 				}
 				return nil
 			}}
-		}},
+		}, 0},
 		{"after commit, before ack", func() Hooks {
 			return Hooks{AfterWatermark: func(uint64) error { return errCrash }}
-		}},
+		}, 0},
+		{"while staging a streamed transaction", func() Hooks {
+			n := 0
+			return Hooks{AfterPartial: func() error {
+				if n++; n == 2 {
+					return errCrash
+				}
+				return nil
+			}}
+		}, 12_000}, // about 3 MiB: three partial batches of 1 MiB
 	}
-	pg := pgtest.Start(t)
+	pg := streamingCluster(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			db := fmt.Sprintf("crash%d", i)
 			url := pg.CreateDB(t, db)
 			setupTables(t, pg, db)
 			cat := openCatalog(t, "file://"+t.TempDir(), nil)
-			o := Options{Source: url}
+			// partial batches of 1 MiB; small transactions stay buffered
+			o := Options{Source: url, MemoryBudget: 1 << 20, SpillDir: t.TempDir(), FlushAge: time.Hour}
 			if err := catchUp(t, cat, o); err != nil {
 				t.Fatal(err)
 			}
 			xids := runTxns(t, url, workload)
+			var large []change
+			if tc.large > 0 {
+				x := runTxns(t, url, [][]string{{largeInsert(100, 100+tc.large-1)}})[0]
+				for i := range tc.large {
+					large = append(large, change{Op: "c", XID: x, Seq: int64(i), ID: int64(100 + i), Val: fmt.Sprintf("%s%d", strings.Repeat("x", 200), 100+i)})
+				}
+			}
 			crashing := o
 			crashing.Hooks = tc.hooks()
 			if err := catchUp(t, cat, crashing); !errors.Is(err, errCrash) {
@@ -332,9 +354,19 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatal(err)
 			}
 			wa, wb := wantChanges(xids)
+			wa = append(wa, large...)
 			wa = append(wa, change{Op: "c", XID: xids[4], ID: 5, Val: "five"})
 			checkChanges(t, "a", readChanges(t, cat, db, "public", "a"), wa)
 			checkChanges(t, "b", readChanges(t, cat, db, "public", "b"), wb)
+			if tc.large > 0 {
+				var streamed int64
+				if err := pg.QueryRow(db, fmt.Sprintf("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = 'cdclake_%s'", db), &streamed); err != nil {
+					t.Fatal(err)
+				}
+				if streamed == 0 {
+					t.Fatal("PostgreSQL streamed no transaction: the test does not reach the partial batches")
+				}
+			}
 		})
 	}
 }

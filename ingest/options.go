@@ -37,9 +37,14 @@ type Options struct {
 	// position (the way out of lost changes). A moved source starts a new
 	// epoch of lake positions (catalog.Source.LSNBase).
 	Resnapshot bool
-	// FlushTimeout bounds one flush (upload and commits); past it Run
-	// returns an error, as a lake request that never answers would
-	// otherwise stall ingest for good (default 2 min).
+	// FlushTimeout bounds one flush (upload and commits), and each other
+	// request to the lake or the source the stream waits for (the
+	// look-ups of a Relation message, the record of a reload); past it
+	// Run returns an error, as a request that never answers would
+	// otherwise stall ingest for good. A replication connection that
+	// receives nothing, not even a keepalive asked for, for the longer of
+	// FlushTimeout and the server's wal_sender_timeout fails the same way
+	// (default 2 min).
 	FlushTimeout time.Duration
 
 	// A batch is flushed when it holds FlushRows rows or FlushBytes bytes,

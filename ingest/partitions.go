@@ -350,7 +350,9 @@ func (w *partitionWatcher) copyNewTables(ctx context.Context) error {
 		return fmt.Errorf("list published tables: %w", err)
 	}
 	copied := func() (map[string]bool, error) {
-		snaps, err := w.st.sink.cat.Snapshots(ctx, w.st.o.Name)
+		lctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
+		defer cancel()
+		snaps, err := w.st.sink.cat.Snapshots(lctx, w.st.o.Name)
 		out := map[string]bool{}
 		for _, sn := range snaps {
 			out[sn.Schema+"."+sn.Table] = true

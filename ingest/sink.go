@@ -64,6 +64,9 @@ type Hooks struct {
 	// AfterReloadSlot runs in a reload once its temporary slot has fixed
 	// the copy's position lsn, before the copy starts.
 	AfterReloadSlot func(lsn uint64) error
+	// AfterPartial runs when a partial batch (part of a large transaction)
+	// is written, before the batch that commits it.
+	AfterPartial func() error
 }
 
 // sink commits batches of one source into the lake.
@@ -119,6 +122,9 @@ func (s *sink) commit(ctx context.Context, b *batch) error {
 		}
 	}
 	if b.partial {
+		if s.hooks.AfterPartial != nil {
+			return s.hooks.AfterPartial()
+		}
 		return nil
 	}
 	for _, key := range slices.Sorted(maps.Keys(s.pending)) {

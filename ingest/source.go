@@ -426,5 +426,8 @@ func (s *source) lock(ctx context.Context, slot string) error {
 // unlock releases the lock before the connection closes, so that a start
 // right after this run ends finds it free.
 func (s *source) unlock(slot string) {
-	_, _ = s.conn.Exec(context.Background(), "SELECT pg_advisory_unlock(hashtext('cdclake/' || $1))", slot)
+	// bounded: a source that does not answer drops the lock with the connection
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = s.conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtext('cdclake/' || $1))", slot)
 }

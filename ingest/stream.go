@@ -60,6 +60,13 @@ type stream struct {
 	stopping atomic.Bool
 	caughtUp atomic.Bool
 
+	// silence is how long the receiver may wait for a message, a
+	// keepalive asked for at half of it included, before the source is
+	// taken for gone and the stream fails (0: no limit); readSince is
+	// when the wait began (unix ns, 0 while not waiting)
+	silence   time.Duration
+	readSince atomic.Int64
+
 	failOnce sync.Once
 	failErr  error         // the first failure (flush or background snapshot)
 	failed   chan struct{} // closed at the first failure
@@ -67,6 +74,12 @@ type stream struct {
 	flushed  chan struct{}  // closed when the flusher has stopped
 	bg       sync.WaitGroup // snapshots of tables added while streaming
 	reloadMu sync.Mutex     // one reload of a rewritten table at a time
+
+	// stopBg, when set, cancels the context of the work in bg: run calls
+	// it once the stream failed, so that a reload waiting on a lake that
+	// does not answer cannot keep it from returning (an unfinished
+	// reload's running record redoes it at the next start)
+	stopBg context.CancelFunc
 
 	// transactions streamed while in progress (receiver goroutine only)
 	spool     *spool
@@ -130,6 +143,9 @@ func (st *stream) run(ctx context.Context) error {
 	}
 	st.closeQueue()
 	<-st.flushed
+	if (recvErr != nil || st.failure() != nil) && st.stopBg != nil {
+		st.stopBg()
+	}
 	st.bg.Wait()
 	flushFailed := st.failure()
 	_ = st.conn.Conn().SetReadDeadline(time.Time{})
@@ -151,7 +167,9 @@ func (st *stream) stop() {
 
 func (st *stream) receive(ctx context.Context) error {
 	for !st.stopping.Load() {
+		st.readSince.Store(time.Now().UnixNano())
 		raw, err := st.conn.ReceiveMessage(context.Background())
+		st.readSince.Store(0)
 		if err != nil {
 			if st.stopping.Load() {
 				if pgconn.Timeout(err) {
@@ -369,9 +387,11 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 	go func() {
 		defer st.bg.Done()
 		err := func() error {
-			snaps, err := st.sink.cat.Snapshots(ctx, st.o.Name)
+			lctx, cancel := within(ctx, st.o.FlushTimeout)
+			snaps, err := st.sink.cat.Snapshots(lctx, st.o.Name)
+			cancel()
 			if err != nil {
-				return err
+				return timedOut(lctx, err)
 			}
 			for _, s := range snaps {
 				if s.Schema == schema && s.Table == name {
@@ -388,11 +408,12 @@ func (st *stream) reloadNew(ctx context.Context, schema, name string) {
 }
 
 // reloadRewritten reloads a table whose rows PostgreSQL rewrote (see
-// rewritten), beside the stream. A running snapshot record is written
-// first, so that a crash before the reload is done makes the next start
-// reload the table (reloadUnfinished). Reloads run one at a time.
-func (st *stream) reloadRewritten(ctx context.Context, schema, name, why string) error {
-	err := st.sink.cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: st.o.Name, Schema: schema, Table: name,
+// rewritten), beside the stream (under ctx). A running snapshot record is
+// written first, under rctx (the Relation message's deadline), so that a
+// crash before the reload is done makes the next start reload the table
+// (reloadUnfinished). Reloads run one at a time.
+func (st *stream) reloadRewritten(ctx, rctx context.Context, schema, name, why string) error {
+	err := st.sink.cat.PutSnapshot(rctx, catalog.TableSnapshot{Source: st.o.Name, Schema: schema, Table: name,
 		State: catalog.SnapshotRunning, LSN: st.dec.endLSN, StartedAt: time.Now()})
 	if err != nil {
 		return fmt.Errorf("record the reload of %s.%s: %w", schema, name, err)
@@ -559,6 +580,7 @@ func (st *stream) flusher(ctx context.Context) {
 				}
 			} else {
 				st.rows.Add(int64(b.rows))
+				st.log.Debug("partial batch written", "rows", b.rows, "tables", len(b.tables), "took", time.Since(start))
 			}
 		}
 		for _, tb := range b.tables {
@@ -589,9 +611,18 @@ func (st *stream) ticker(stop <-chan struct{}) {
 				st.lastIdle = now
 			}
 			st.mu.Unlock()
-			if now.Sub(lastStatus) >= st.o.StatusInterval || (st.target > 0 && now.Sub(lastStatus) >= 200*time.Millisecond) {
+			// a source silent for half the limit is asked for a keepalive
+			ping := false
+			if since := st.readSince.Load(); since != 0 && st.silence > 0 {
+				waited := now.Sub(time.Unix(0, since))
+				if waited > st.silence {
+					st.fail(fmt.Errorf("the source sent nothing for %s, not even the keepalive asked for (limit: the longer of --flush-timeout and its wal_sender_timeout)", waited.Round(time.Millisecond)))
+				}
+				ping = waited >= st.silence/2
+			}
+			if now.Sub(lastStatus) >= st.o.StatusInterval || ((st.target > 0 || ping) && now.Sub(lastStatus) >= 200*time.Millisecond) {
 				// in catch-up, ask for a keepalive so an idle server tells its position
-				if err := st.sendStatus(st.target > 0); err != nil {
+				if err := st.sendStatus(st.target > 0 || ping); err != nil {
 					st.log.Debug("status update", "err", err)
 				}
 				lastStatus = now
@@ -680,6 +711,34 @@ func checkTuples(data []byte, inStream bool) error {
 		}
 	}
 	return nil
+}
+
+// errNoAnswer is the cause of a deadline set by within.
+var errNoAnswer = errors.New("no answer")
+
+// within bounds by d (FlushTimeout) the requests to the lake or the
+// source that one step of the receive path makes while the stream waits
+// for it (a Relation message's look-ups, a record in the catalog): one
+// that never answers fails the stream, and the process exits to be
+// restarted, instead of stalling it for good. d <= 0 sets none (a
+// decoder used on its own, in tests).
+func within(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("%w within %s (--flush-timeout)", errNoAnswer, d))
+}
+
+// timedOut returns err, saying so when a deadline set by within on ctx
+// is why it happened.
+func timedOut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errNoAnswer) && !errors.Is(err, cause) {
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }
 
 // commitWithin commits a batch, giving up after FlushTimeout: a lake

@@ -32,7 +32,7 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.SnapshotWorkers, "snapshot-workers", 0, "connections reading a snapshot in parallel (default: number of cores)")
 	fs.BoolVar(&o.CatchUp, "catch-up", false, "stop once everything committed before the start is in the lake")
 	fs.DurationVar(&o.FlushAge, "flush-interval", 0, "longest time a change waits before it is committed (default 1s)")
-	fs.DurationVar(&o.FlushTimeout, "flush-timeout", 0, "longest time one flush may take before ingest gives up and exits (default 2m)")
+	fs.DurationVar(&o.FlushTimeout, "flush-timeout", 0, "longest time one flush, or another request to the lake or the source that ingest waits for, may take before ingest gives up and exits (default 2m)")
 	fs.BoolVar(&o.Resnapshot, "resnapshot", false, "reload every table into a new replication slot: after the slot was lost, invalidated or is past the lake, or the source moved to another server or was restored (starts a new epoch of positions)")
 	fs.Int64Var(&o.MemoryBudget, "memory-budget", 0, "bytes of memory for transactions streamed while they run, beyond which they spill to disk (default 256 MiB)")
 	fs.DurationVar(&o.PartitionCheckInterval, "partition-check-interval", 0, "how often the partitions of partitioned tables are checked; a table whose partitions were attached, detached, dropped or truncated is reloaded (default 5s)")

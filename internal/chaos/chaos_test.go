@@ -37,7 +37,11 @@ func TestChaosFaults(t *testing.T) {
 	px := startProxy(t, srv, rng.Uint64())
 	catPath := filepath.Join(t.TempDir(), "catalog.db")
 	const lakeURL = "s3://lake/chaos"
-	args := []string{"ingest", "--source", src.url, "--lake", lakeURL, "--catalog", catPath, "--flush-interval", "200ms"}
+	// a memory budget of 16 MiB writes large transactions in partial
+	// batches of 1 MiB (a sixteenth, at least 1 MiB), which the wide ones
+	// of the workload (2 MB) reach
+	args := []string{"ingest", "--source", src.url, "--lake", lakeURL, "--catalog", catPath, "--flush-interval", "200ms",
+		"--memory-budget", "16777216"}
 	env := childEnv(t, srv, px.URL)
 	ph := &phases{changed: make(chan struct{})}
 	sup := &Supervisor{Name: "ingest", Path: bin, Args: args, Env: env, Log: suiteLog, OnLine: ph.line}
@@ -139,6 +143,13 @@ func TestChaosFaults(t *testing.T) {
 		t.Errorf("%d kills, want at least %d", kills, 20*scale)
 	}
 	results.fault("kill9", kills)
+	// large transactions staged in partial batches, committed with the
+	// batch that ends them, under the faults
+	if p := ph.now().partial; p == 0 {
+		t.Errorf("no partial batch written (%d large transactions): the workload does not reach the partial batches", ws.Large)
+	} else {
+		t.Logf("partial batches written: %d", p)
+	}
 	for k, n := range r.other {
 		if k != "ack-lost" {
 			results.fault(k, n)
@@ -368,6 +379,7 @@ type phaseState struct {
 	gen     int    // the run that printed the last line
 	state   string // start, snapshot, streaming
 	flushes int    // "flushed" lines of every run
+	partial int    // "partial batch written" lines of every run
 }
 
 func (p *phases) line(gen int, line string) {
@@ -385,6 +397,8 @@ func (p *phases) line(gen int, line string) {
 		p.cur.state = "streaming"
 	case strings.Contains(line, "msg=flushed"):
 		p.cur.flushes++
+	case strings.Contains(line, `msg="partial batch written"`):
+		p.cur.partial++
 	default:
 		return
 	}

@@ -51,7 +51,10 @@ type Workload struct {
 	TxnRate float64
 	// LargeProb is the share of large transactions (default 0.02) and
 	// LargeRows how many rows one updates (default 1500): with
-	// logical_decoding_work_mem = 64kB PostgreSQL streams them.
+	// logical_decoding_work_mem = 64kB PostgreSQL streams them. Half of
+	// them write pads six times as wide (about 1.5 kB a row, 2 MB for
+	// 1500 rows), past ingest's smallest partial batch (1 MiB), so that
+	// they are written in partial batches.
 	LargeProb float64
 	LargeRows int
 	// Log, when set, records the errors the workload rode out.
@@ -514,7 +517,11 @@ func (w *Workload) large(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, m 
 				ids = append(ids, id)
 			}
 		}
-		sql := fmt.Sprintf("UPDATE %s SET ver = ver + 1, pad = %s WHERE id = ANY($1) RETURNING id, ver", w.Tables[t], padSQL("id", "ver + 1", 8))
+		pad := 8
+		if rng.IntN(2) == 0 {
+			pad = 48 // under PostgreSQL's TOAST threshold: sent whole
+		}
+		sql := fmt.Sprintf("UPDATE %s SET ver = ver + 1, pad = %s WHERE id = ANY($1) RETURNING id, ver", w.Tables[t], padSQL("id", "ver + 1", pad))
 		res, err := conn.Query(ctx, sql, ids)
 		if err != nil {
 			return err
