@@ -174,7 +174,7 @@ func (c *Compactor) Execute(ctx context.Context, p Plan) (Result, error) {
 			idents = append(idents, SnapshotIdent(ref.Source, ref.Schema, ref.Name))
 		}
 		for _, id := range idents {
-			n, err := c.orphans(ctx, id)
+			n, err := c.orphans(ctx, ref, id)
 			if err != nil {
 				return res, err
 			}

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/cdclake/cdclake/catalog"
 )
 
 // mergeHour rewrites the small files of one changelog hour as larger
@@ -251,16 +253,22 @@ func deleteExpiredMetadata(ctx context.Context, pre, post *table.Table) {
 }
 
 // orphans deletes files under a table's location that no snapshot or
-// metadata file references and that are older than OrphanAge. Another
+// metadata file references and that are older than OrphanAge counted
+// back from orphanBase rather than from now, so files a write still in
+// progress will reference are kept however long it runs. Another
 // compactor may expire snapshots (and delete their manifests) while the
 // references are read: then it reloads and tries again.
-func (c *Compactor) orphans(ctx context.Context, ident table.Identifier) (int, error) {
+func (c *Compactor) orphans(ctx context.Context, ref TableRef, ident table.Identifier) (int, error) {
 	for attempt := 0; ; attempt++ {
+		base, err := c.orphanBase(ctx, ref)
+		if err != nil {
+			return 0, err
+		}
 		tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
 		if err != nil {
 			return 0, fmt.Errorf("load %v: %w", ident, err)
 		}
-		res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(c.o.OrphanAge))
+		res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(time.Since(base)+c.o.OrphanAge))
 		if err == nil {
 			return len(res.DeletedFiles), nil
 		}
@@ -271,6 +279,44 @@ func (c *Compactor) orphans(ctx context.Context, ident table.Identifier) (int, e
 			return 0, err
 		}
 	}
+}
+
+// orphanBase returns the time a table's unreferenced files are aged
+// from: now, or the start of the oldest write of the table's files that
+// may still be in progress, whichever is earlier. Those are
+//
+//   - a copy of the table's rows (an initial snapshot or a reload)
+//     recorded running: it writes its files from its start on and adds
+//     them all in one commit at its end, hours later for a large table;
+//   - the stream of the table's source: every file it has not committed
+//     is newer than the last time it recorded its watermark (a batch's
+//     files are written after the previous batch's watermark, and the
+//     parts of a large transaction are staged, unreferenced, until the
+//     transaction's end, with no watermark recorded meanwhile).
+//
+// Both records are read before the table: a write that ended before is
+// referenced by the table read, one that starts later writes files newer
+// than now.
+func (c *Compactor) orphanBase(ctx context.Context, ref TableRef) (time.Time, error) {
+	base := time.Now()
+	rec, err := c.copyRecord(ctx, ref)
+	if err != nil {
+		return base, err
+	}
+	if rec != nil && rec.State == catalog.SnapshotRunning && rec.StartedAt.Before(base) {
+		base = rec.StartedAt
+	}
+	src, err := c.cat.Source(ctx, ref.Source)
+	if errors.Is(err, catalog.ErrNoSuchSource) {
+		return base, nil
+	}
+	if err != nil {
+		return base, fmt.Errorf("read source %s: %w", ref.Source, err)
+	}
+	if !src.UpdatedAt.IsZero() && src.UpdatedAt.Before(base) {
+		base = src.UpdatedAt
+	}
+	return base, nil
 }
 
 // gone reports whether err is about a file that no longer exists, as
