@@ -253,17 +253,16 @@ func deleteExpiredMetadata(ctx context.Context, pre, post *table.Table) {
 }
 
 // orphans deletes files under a table's location that no snapshot or
-// metadata file references and that are older than OrphanAge counted
-// back from orphanBase rather than from now, so files a write still in
-// progress will reference are kept however long it runs. Another
-// compactor may expire snapshots (and delete their manifests) while the
-// references are read: then it reloads and tries again.
-func (c *Compactor) orphans(ctx context.Context, ref TableRef, ident table.Identifier) (int, error) {
+// metadata file references and that were written OrphanAge or more
+// before base (see orphanBase), read before the table; none when base is
+// unknown (zero). Another compactor may expire snapshots (and delete
+// their manifests) while the references are read: then it reloads and
+// tries again.
+func (c *Compactor) orphans(ctx context.Context, ident table.Identifier, base time.Time) (int, error) {
+	if base.IsZero() {
+		return 0, nil
+	}
 	for attempt := 0; ; attempt++ {
-		base, err := c.orphanBase(ctx, ref)
-		if err != nil {
-			return 0, err
-		}
 		tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
 		if err != nil {
 			return 0, fmt.Errorf("load %v: %w", ident, err)
@@ -281,9 +280,9 @@ func (c *Compactor) orphans(ctx context.Context, ref TableRef, ident table.Ident
 	}
 }
 
-// orphanBase returns the time a table's unreferenced files are aged
-// from: now, or the start of the oldest write of the table's files that
-// may still be in progress, whichever is earlier. Those are
+// orphanBase returns the time the unreferenced files of a table's
+// changelog are aged from: now, or the start of the oldest write of its
+// files that may still be in progress, whichever is earlier. Those are
 //
 //   - a copy of the table's rows (an initial snapshot or a reload)
 //     recorded running: it writes its files from its start on and adds
@@ -296,15 +295,21 @@ func (c *Compactor) orphans(ctx context.Context, ref TableRef, ident table.Ident
 //
 // Both records are read before the table: a write that ended before is
 // referenced by the table read, one that starts later writes files newer
-// than now.
+// than now. Those times are cdclake's clock, a file's is the object
+// store's (and a file system's lags by a few milliseconds): they are
+// taken writeClockSkew earlier. Snapshot tables are written by
+// compaction alone, within a pass: their base is now.
 func (c *Compactor) orphanBase(ctx context.Context, ref TableRef) (time.Time, error) {
 	base := time.Now()
 	rec, err := c.copyRecord(ctx, ref)
 	if err != nil {
 		return base, err
 	}
-	if rec != nil && rec.State == catalog.SnapshotRunning && rec.StartedAt.Before(base) {
-		base = rec.StartedAt
+	if rec != nil && rec.State == catalog.SnapshotRunning {
+		if rec.StartedAt.IsZero() {
+			return time.Time{}, nil // a start not recorded: no file is old enough
+		}
+		base = earlier(base, rec.StartedAt.Add(-writeClockSkew))
 	}
 	src, err := c.cat.Source(ctx, ref.Source)
 	if errors.Is(err, catalog.ErrNoSuchSource) {
@@ -313,11 +318,22 @@ func (c *Compactor) orphanBase(ctx context.Context, ref TableRef) (time.Time, er
 	if err != nil {
 		return base, fmt.Errorf("read source %s: %w", ref.Source, err)
 	}
-	if !src.UpdatedAt.IsZero() && src.UpdatedAt.Before(base) {
-		base = src.UpdatedAt
+	if !src.UpdatedAt.IsZero() {
+		base = earlier(base, src.UpdatedAt.Add(-writeClockSkew))
 	}
 	return base, nil
 }
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// writeClockSkew bounds the difference between cdclake's clock and the
+// times the lake's storage gives its files.
+const writeClockSkew = time.Minute
 
 // gone reports whether err is about a file that no longer exists, as
 // when a concurrent expiry deleted the manifests of a snapshot being read.
