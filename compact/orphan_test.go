@@ -3,7 +3,9 @@ package compact
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,11 +19,11 @@ import (
 )
 
 // housekeepNow runs a compaction pass that deletes every unreferenced
-// file older than a millisecond, and checks that it looked at table.
-func housekeepNow(t *testing.T, cat *catalog.Catalog, table string) {
+// file older than age, and checks that it looked at table.
+func housekeepNow(t *testing.T, cat *catalog.Catalog, table string, age time.Duration) {
 	t.Helper()
-	time.Sleep(10 * time.Millisecond) // the files written so far are older than OrphanAge
-	for _, r := range compactAll(t, cat, Options{OrphanAge: time.Millisecond, OrphanInterval: -1}) {
+	time.Sleep(10 * time.Millisecond)
+	for _, r := range compactAll(t, cat, Options{OrphanAge: age, OrphanInterval: -1}) {
 		if r.Table.Name == table {
 			return
 		}
@@ -59,13 +61,15 @@ func changelogIntact(t *testing.T, cat *catalog.Catalog, table string) int64 {
 	return at.NumRows()
 }
 
-// TestOrphansSpareCopyInProgress runs orphan cleanup with an orphan age
-// of a millisecond while a reload has written the files of its first
-// chunk and waits in its second (a row-level security policy on the
+// TestOrphansSpareCopyInProgress plays a reload that runs longer than
+// the orphan age: it started three hours ago (ingest.Options.Now), its
+// first chunk's files are two hours old (their times are set back), and
+// it waits in its second chunk (a row-level security policy on the
 // reload's role waits for an advisory lock the test holds, for the rows
-// past the first chunk): the reload's files are not referenced by any
-// snapshot until its commit, but must survive; after the commit every
-// row is readable.
+// past the first chunk), while the stream goes on recording its
+// watermark. Orphan cleanup with an orphan age of an hour runs then: the
+// reload's files are not referenced by any snapshot until its commit,
+// but must survive; after the commit every row is readable.
 func TestOrphansSpareCopyInProgress(t *testing.T) {
 	pg := pgtest.Start(t)
 	url := pg.CreateDB(t, "shop")
@@ -111,7 +115,8 @@ func TestOrphansSpareCopyInProgress(t *testing.T) {
 	reloadDone := make(chan error, 1)
 	go func() {
 		reloadDone <- ingest.Reload(ctx, cat, ingest.Options{Source: pg.UserURL("reloader", "reload-pw", "shop"),
-			ProgressInterval: time.Millisecond}, []string{"public.big"})
+			ProgressInterval: time.Millisecond, Now: func() time.Time { return time.Now().Add(-3 * time.Hour) }},
+			[]string{"public.big"})
 	}()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		select {
@@ -126,6 +131,21 @@ func TestOrphansSpareCopyInProgress(t *testing.T) {
 			break // the first chunk's files are written
 		}
 	}
+	// the files written so far were written two hours ago
+	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop", "public", "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	then := time.Now().Add(-2 * time.Hour)
+	err = filepath.WalkDir(strings.TrimPrefix(tbl.Location(), "file://"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		return os.Chtimes(path, then, then)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// the watermark is recorded after the reload's start
 	pg.Exec(t, "shop", "INSERT INTO small VALUES (1)")
 	waitWatermark(t, cat, walLSN(t, url))
@@ -133,7 +153,7 @@ func TestOrphansSpareCopyInProgress(t *testing.T) {
 		t.Fatalf("the watermark was not recorded since the reload started (%v)", err)
 	}
 
-	housekeepNow(t, cat, "big")
+	housekeepNow(t, cat, "big", time.Hour)
 	if _, err := gate.Exec(ctx, "SELECT pg_advisory_unlock(4245)"); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +209,7 @@ func TestOrphansSpareStreamedTransaction(t *testing.T) {
 		t.Fatal("ingest did not stage the transaction")
 	}
 
-	housekeepNow(t, cat, "big")
+	housekeepNow(t, cat, "big", time.Millisecond)
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("ingest: %v", err)
