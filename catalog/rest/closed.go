@@ -53,7 +53,7 @@ func Closed(start, complete time.Time, grace time.Duration) bool {
 	return !complete.IsZero() && !complete.Before(ClosesAt(start, grace))
 }
 
-// ClosesAt is the time the source must be complete through for the hour
+// ClosesAt is the time the table must be complete through for the hour
 // starting at start to close.
 func ClosesAt(start time.Time, grace time.Duration) time.Time {
 	return start.Add(time.Hour + grace).UTC()
