@@ -40,15 +40,15 @@ func CompleteThrough(src catalog.Source, st SourceStatus) time.Time {
 // a source complete through complete and the catalog's record of the
 // table's latest copy (nil when there is none): complete, or the start of
 // the copy while it runs, whichever is earlier.
-func TableCompleteThrough(complete time.Time, copy *catalog.TableSnapshot) time.Time {
-	if copy != nil && copy.State == catalog.SnapshotRunning && !complete.IsZero() && copy.StartedAt.Before(complete) {
-		return copy.StartedAt.UTC()
+func TableCompleteThrough(complete time.Time, rec *catalog.TableSnapshot) time.Time {
+	if rec != nil && rec.State == catalog.SnapshotRunning && !complete.IsZero() && rec.StartedAt.Before(complete) {
+		return rec.StartedAt.UTC()
 	}
 	return complete
 }
 
 // Closed reports whether the hour partition starting at start is closed
-// for a source complete through complete.
+// for a table complete through complete.
 func Closed(start, complete time.Time, grace time.Duration) bool {
 	return !complete.IsZero() && !complete.Before(ClosesAt(start, grace))
 }
