@@ -36,9 +36,10 @@ func ParseHour(s string) (time.Time, error) {
 // complete returns the time a table is complete through
 // (TableCompleteThrough). Callers read it before the table's files: a
 // copy not running when its record is read starts later, so its rows
-// carry a later time than the source was complete through, and one done
-// by then is in the files read after; so every row of a partition closed
-// by this time is in those files.
+// carry a later time than the source was complete through (give or take
+// the clock skew the grace absorbs), and one done by then is in the files
+// read after; so every row of a partition closed by this time is in
+// those files.
 func (r *Reader) complete(ctx context.Context, ref TableRef) (time.Time, error) {
 	rec, err := r.o.Catalog.Source(ctx, ref.Source)
 	if errors.Is(err, catalog.ErrNoSuchSource) {
