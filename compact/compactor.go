@@ -169,12 +169,17 @@ func (c *Compactor) Execute(ctx context.Context, p Plan) (Result, error) {
 		res.ExpiredSnapshots += n
 	}
 	if c.orphansDue(ref) {
-		idents := []table.Identifier{ChangelogIdent(ref.Source, ref.Schema, ref.Name)}
-		if p.Compact || p.SnapshotID != 0 {
-			idents = append(idents, SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+		base, err := c.orphanBase(ctx, ref) // before the changelog is read
+		if err != nil {
+			return res, err
 		}
-		for _, id := range idents {
-			n, err := c.orphans(ctx, id)
+		n, err := c.orphans(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name), base)
+		if err != nil {
+			return res, err
+		}
+		res.OrphanFiles += n
+		if p.Compact || p.SnapshotID != 0 {
+			n, err := c.orphans(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name), time.Now())
 			if err != nil {
 				return res, err
 			}

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/cdclake/cdclake/catalog"
 )
 
 // mergeHour rewrites the small files of one changelog hour as larger
@@ -251,16 +253,21 @@ func deleteExpiredMetadata(ctx context.Context, pre, post *table.Table) {
 }
 
 // orphans deletes files under a table's location that no snapshot or
-// metadata file references and that are older than OrphanAge. Another
-// compactor may expire snapshots (and delete their manifests) while the
-// references are read: then it reloads and tries again.
-func (c *Compactor) orphans(ctx context.Context, ident table.Identifier) (int, error) {
+// metadata file references and that were written OrphanAge or more
+// before base (see orphanBase), read before the table; none when base is
+// unknown (zero). Another compactor may expire snapshots (and delete
+// their manifests) while the references are read: then it reloads and
+// tries again.
+func (c *Compactor) orphans(ctx context.Context, ident table.Identifier, base time.Time) (int, error) {
+	if base.IsZero() {
+		return 0, nil
+	}
 	for attempt := 0; ; attempt++ {
 		tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
 		if err != nil {
 			return 0, fmt.Errorf("load %v: %w", ident, err)
 		}
-		res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(c.o.OrphanAge))
+		res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(time.Since(base)+c.o.OrphanAge))
 		if err == nil {
 			return len(res.DeletedFiles), nil
 		}
@@ -272,6 +279,61 @@ func (c *Compactor) orphans(ctx context.Context, ident table.Identifier) (int, e
 		}
 	}
 }
+
+// orphanBase returns the time the unreferenced files of a table's
+// changelog are aged from: now, or the start of the oldest write of its
+// files that may still be in progress, whichever is earlier. Those are
+//
+//   - a copy of the table's rows (an initial snapshot or a reload)
+//     recorded running: it writes its files from its start on and adds
+//     them all in one commit at its end, hours later for a large table;
+//   - the stream of the table's source: every file it has not committed
+//     is newer than the last time it recorded its watermark (a batch's
+//     files are written after the previous batch's watermark, and the
+//     parts of a large transaction are staged, unreferenced, until the
+//     transaction's end, with no watermark recorded meanwhile).
+//
+// Both records are read before the table: a write that ended before is
+// referenced by the table read, one that starts later writes files newer
+// than now. Those times are cdclake's clock, a file's is the object
+// store's (and a file system's lags by a few milliseconds): they are
+// taken writeClockSkew earlier. Snapshot tables are written by
+// compaction alone, within a pass: their base is now.
+func (c *Compactor) orphanBase(ctx context.Context, ref TableRef) (time.Time, error) {
+	base := time.Now()
+	rec, err := c.copyRecord(ctx, ref)
+	if err != nil {
+		return base, err
+	}
+	if rec != nil && rec.State == catalog.SnapshotRunning {
+		if rec.StartedAt.IsZero() {
+			return time.Time{}, nil // a start not recorded: no file is old enough
+		}
+		base = earlier(base, rec.StartedAt.Add(-writeClockSkew))
+	}
+	src, err := c.cat.Source(ctx, ref.Source)
+	if errors.Is(err, catalog.ErrNoSuchSource) {
+		return base, nil
+	}
+	if err != nil {
+		return base, fmt.Errorf("read source %s: %w", ref.Source, err)
+	}
+	if !src.UpdatedAt.IsZero() {
+		base = earlier(base, src.UpdatedAt.Add(-writeClockSkew))
+	}
+	return base, nil
+}
+
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// writeClockSkew bounds the difference between cdclake's clock and the
+// times the lake's storage gives its files.
+const writeClockSkew = time.Minute
 
 // gone reports whether err is about a file that no longer exists, as
 // when a concurrent expiry deleted the manifests of a snapshot being read.

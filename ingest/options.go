@@ -76,6 +76,12 @@ type Options struct {
 	// came from; a table whose partitions changed is reloaded (default 5 s).
 	PartitionCheckInterval time.Duration
 
+	// Now is the clock a copy of existing rows (an initial snapshot or a
+	// reload) reads its start from, which its rows carry as
+	// _cdc_commit_ts (default time.Now; tests set it to play a copy that
+	// started long ago).
+	Now func() time.Time
+
 	Hooks  Hooks
 	Logger *slog.Logger
 	// Metrics, when set, receive the source's counters and gauges.
@@ -130,6 +136,9 @@ func (o Options) withDefaults(dbName string) Options {
 	}
 	if o.PartitionCheckInterval <= 0 {
 		o.PartitionCheckInterval = 5 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -90,7 +90,7 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 	if err := s.recordPartitions(ctx, snap, tables); err != nil {
 		return err
 	}
-	started := time.Now()
+	started := o.Now()
 	for _, t := range tables {
 		t.progress = catalog.TableSnapshot{Source: o.Name, Schema: t.rel.schema, Table: t.rel.name,
 			State: catalog.SnapshotRunning, LSN: lsn, TotalBytes: t.bytes, StartedAt: started}
@@ -130,7 +130,7 @@ func (s *source) snapshot(ctx context.Context, sk *sink, reg *pgarrow.Registry, 
 		wg.Add(1)
 		g.Go(func() error {
 			defer wg.Done()
-			return s.snapshotWorker(gctx, snap, tables, lsn, jobCh, out)
+			return s.snapshotWorker(gctx, snap, tables, lsn, started, jobCh, out)
 		})
 	}
 	go func() { wg.Wait(); close(out) }()
@@ -290,8 +290,9 @@ func prepareSnapshot(ctx context.Context, sk *sink, tables []*snapTable, lsn uin
 }
 
 // snapshotWorker reads chunks under the exported snapshot and writes them
-// as files.
-func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snapTable, lsn uint64,
+// as files. Every row carries the copy's start, started, as its
+// _cdc_commit_ts.
+func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snapTable, lsn uint64, started time.Time,
 	jobs <-chan chunk, out chan<- chunkDone) error {
 	conn, err := pgx.ConnectConfig(ctx, s.pgxConfig())
 	if err != nil {
@@ -309,7 +310,7 @@ func (s *source) snapshotWorker(ctx context.Context, snap string, tables []*snap
 	copies := make(chan *chunkCopy, 1)
 	g.Go(func() error {
 		defer close(copies)
-		ts := arrow.Timestamp(time.Now().UnixMicro())
+		ts := arrow.Timestamp(started.UnixMicro())
 		for c := range jobs {
 			// before the chunk goes to the writer, which waits for its records
 			if err := checkNotRewritten(gctx, conn, c.from); err != nil {
@@ -694,7 +695,7 @@ func (s *source) markReload(ctx context.Context, cat *catalog.Catalog, o Options
 			return fmt.Errorf("look up table %s: %w", name, err)
 		}
 		err = cat.PutSnapshot(ctx, catalog.TableSnapshot{Source: o.Name, Schema: schema, Table: table,
-			State: catalog.SnapshotRunning, LSN: lsn, StartedAt: time.Now()})
+			State: catalog.SnapshotRunning, LSN: lsn, StartedAt: o.Now()})
 		if err != nil {
 			return err
 		}

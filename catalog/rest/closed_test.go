@@ -36,6 +36,31 @@ func TestClosed(t *testing.T) {
 	}
 }
 
+func TestTableCompleteThrough(t *testing.T) {
+	source := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	earlier, later := source.Add(-2*time.Hour), source.Add(time.Minute)
+	rec := func(state string, started time.Time) *catalog.TableSnapshot {
+		return &catalog.TableSnapshot{State: state, StartedAt: started}
+	}
+	for _, c := range []struct {
+		name     string
+		complete time.Time
+		rec      *catalog.TableSnapshot
+		want     time.Time
+	}{
+		{"no copy", source, nil, source},
+		{"copy done", source, rec(catalog.SnapshotDone, earlier), source},
+		{"copy retired", source, rec(catalog.SnapshotDropped, earlier), source},
+		{"copy running since earlier", source, rec(catalog.SnapshotRunning, earlier), earlier},
+		{"copy running since later", source, rec(catalog.SnapshotRunning, later), source},
+		{"source unknown", time.Time{}, rec(catalog.SnapshotRunning, earlier), time.Time{}},
+	} {
+		if got := TableCompleteThrough(c.complete, c.rec); !got.Equal(c.want) {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestWALTracker(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	var w WALTracker

@@ -33,24 +33,40 @@ func ParseHour(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("partition %q: want an hour such as 2026-03-01T10", s)
 }
 
-// complete returns the time the table's source is complete through.
-func (r *Reader) complete(ctx context.Context, source string) (time.Time, error) {
-	rec, err := r.o.Catalog.Source(ctx, source)
+// complete returns the time a table is complete through
+// (TableCompleteThrough). Callers read it before the table's files: a
+// copy not running when its record is read starts later, so its rows
+// carry a later time than the source was complete through (give or take
+// the clock skew the grace absorbs), and one done by then is in the files
+// read after; so every row of a partition closed by this time is in
+// those files.
+func (r *Reader) complete(ctx context.Context, ref TableRef) (time.Time, error) {
+	rec, err := r.o.Catalog.Source(ctx, ref.Source)
 	if errors.Is(err, catalog.ErrNoSuchSource) {
 		return time.Time{}, nil
 	}
 	if err != nil {
 		return time.Time{}, err
 	}
-	return CompleteThrough(rec, r.status(ctx, rec)), nil
+	complete := CompleteThrough(rec, r.status(ctx, rec))
+	snaps, err := r.o.Catalog.Snapshots(ctx, ref.Source)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, s := range snaps {
+		if s.Source == ref.Source && s.Schema == ref.Schema && s.Table == ref.Table {
+			return TableCompleteThrough(complete, &s), nil
+		}
+	}
+	return complete, nil
 }
 
 // Partitions lists the hour partitions of a table's changelog, oldest
-// first.
-func (r *Reader) Partitions(ctx context.Context, ref TableRef) ([]Partition, error) {
+// first, and the time the table is complete through that closed them.
+func (r *Reader) Partitions(ctx context.Context, ref TableRef) ([]Partition, time.Time, error) {
 	files, complete, err := r.changelogFiles(ctx, ref)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	byHour := map[int64][]dataFile{}
 	for _, f := range files {
@@ -63,7 +79,7 @@ func (r *Reader) Partitions(ctx context.Context, ref TableRef) ([]Partition, err
 		out = append(out, r.partition(ref, h, fs, complete))
 	}
 	slices.SortFunc(out, func(a, b Partition) int { return a.Hour.Compare(b.Hour) })
-	return out, nil
+	return out, complete, nil
 }
 
 func (r *Reader) changelogFiles(ctx context.Context, ref TableRef) ([]dataFile, time.Time, error) {
@@ -71,12 +87,12 @@ func (r *Reader) changelogFiles(ctx context.Context, ref TableRef) ([]dataFile, 
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	tbl, err := r.load(ctx, lt.changelog)
-	if err != nil || tbl == nil {
+	complete, err := r.complete(ctx, ref) // before the files (see complete)
+	if err != nil {
 		return nil, time.Time{}, err
 	}
-	complete, err := r.complete(ctx, ref.Source)
-	if err != nil {
+	tbl, err := r.load(ctx, lt.changelog)
+	if err != nil || tbl == nil {
 		return nil, time.Time{}, err
 	}
 	files, err := r.liveFiles(ctx, tbl)

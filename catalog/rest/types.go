@@ -155,7 +155,7 @@ type Partition struct {
 	End  time.Time `json:"end"`
 	// Closed: no row will be added (see docs/warehouse-pull.md).
 	Closed bool `json:"closed"`
-	// ClosesAt is the time the source must be complete through to close it.
+	// ClosesAt is the time the table must be complete through to close it.
 	ClosesAt time.Time `json:"closes_at"`
 	Files    int       `json:"files"`
 	Rows     int64     `json:"rows"`

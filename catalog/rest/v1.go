@@ -208,12 +208,7 @@ func (s *Server) partitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := ref(r)
-	list, err := s.reader.Partitions(r.Context(), t)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	complete, err := s.reader.complete(r.Context(), t.Source)
+	list, complete, err := s.reader.Partitions(r.Context(), t)
 	if err != nil {
 		s.fail(w, r, err)
 		return
