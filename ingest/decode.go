@@ -85,6 +85,7 @@ type tx struct {
 	seq        int64
 	n          int64          // transactions begun in this session
 	touched    []*tableBuffer // tables written by this transaction
+	split      bool           // part of it was cut as a partial batch
 }
 
 // decoder turns pgoutput messages into buffered rows. It is not safe for
@@ -573,6 +574,9 @@ func (d *decoder) abort() {
 // batch that ends it.
 func (d *decoder) cut(partial bool) *batch {
 	b := &batch{endLSN: d.endLSN, commitTime: d.commitTime, rows: d.rows, bytes: d.bytes, partial: partial}
+	if partial && d.inTx {
+		d.tx.split = true
+	}
 	for _, tb := range d.tables {
 		if tb.rows == 0 {
 			continue

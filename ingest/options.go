@@ -70,6 +70,10 @@ type Options struct {
 
 	Hooks  Hooks
 	Logger *slog.Logger
+	// protocol1 asks for pgoutput protocol 1 without streaming even from
+	// PostgreSQL 14 and later (tests: a server before 14 sends a large
+	// transaction whole at its commit).
+	protocol1 bool
 	// Metrics, when set, receive the source's counters and gauges.
 	Metrics *Metrics
 }
