@@ -172,3 +172,51 @@ func TestStopDuringLargeTransactionProtocol1(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoolReleasesMemoryAfterSpill spools eight transactions that each
+// fill the spool's budget and spill, then measures the live heap: the
+// spooled messages in memory, capacity included, must stay within the
+// budget however many transactions spilled.
+func TestSpoolReleasesMemoryAfterSpill(t *testing.T) {
+	const budget = 4 << 20
+	s := newSpool(t.TempDir(), budget)
+	defer s.close()
+	msg := make([]byte, 64<<10)
+	runtime.GC()
+	base := liveHeap()
+	added := map[uint32]int{}
+	for xid := uint32(1); xid <= 8; xid++ {
+		// until it spills, then a few more messages
+		for more := 4; more > 0; {
+			if err := s.add(xid, xid, msg); err != nil {
+				t.Fatal(err)
+			}
+			added[xid]++
+			if s.txns[xid].f != nil {
+				more--
+			}
+		}
+	}
+	runtime.GC()
+	held := int64(liveHeap()) - int64(base)
+	t.Logf("live heap %.1f MiB above the start after 8 transactions spilled (budget %d MiB)", float64(held)/(1<<20), budget>>20)
+	if held > budget+1<<20 {
+		t.Errorf("the spool holds %.1f MiB after spilling, over its %d MiB budget", float64(held)/(1<<20), budget>>20)
+	}
+	// every message is still there, in order
+	for xid := uint32(1); xid <= 8; xid++ {
+		n := 0
+		if err := s.each(xid, func(m []byte) error {
+			if len(m) != len(msg) {
+				return fmt.Errorf("message of %d bytes, want %d", len(m), len(msg))
+			}
+			n++
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n != added[xid] {
+			t.Errorf("transaction %d: %d messages read back, %d added", xid, n, added[xid])
+		}
+	}
+}
