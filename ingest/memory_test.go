@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -14,23 +15,35 @@ import (
 	"github.com/cdclake/cdclake/internal/pgtest"
 )
 
-// heapWatch samples the live heap (as of the last garbage collection)
-// until stopped, and keeps its peak above the live heap at the start.
+// heapWatch samples the heap, with the collector's target at 10 %, until
+// stopped, and keeps its peak above the live heap at the start.
 type heapWatch struct {
-	stop chan struct{}
-	peak chan uint64
+	stop    chan struct{}
+	peak    chan uint64
+	restore func()
 }
 
+// liveHeap returns the bytes of heap objects, live or not yet collected;
+// with the collector's target at 10 % (see gcTight) that follows the live
+// heap closely.
 func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
 
+// gcTight makes the garbage collector run when the heap has grown by 10 %
+// since the last collection, until the returned function is called.
+func gcTight() func() {
+	old := debug.SetGCPercent(10)
+	return func() { debug.SetGCPercent(old) }
+}
+
 func watchHeap() *heapWatch {
+	restore := gcTight()
 	runtime.GC()
 	base := liveHeap()
-	w := &heapWatch{stop: make(chan struct{}), peak: make(chan uint64, 1)}
+	w := &heapWatch{stop: make(chan struct{}), peak: make(chan uint64, 1), restore: restore}
 	go func() {
 		var peak uint64
 		tick := time.NewTicker(5 * time.Millisecond)
@@ -53,6 +66,7 @@ func watchHeap() *heapWatch {
 // done returns the peak growth of the live heap, in bytes.
 func (w *heapWatch) done() uint64 {
 	close(w.stop)
+	w.restore()
 	return <-w.peak
 }
 
