@@ -110,6 +110,7 @@ type decoder struct {
 	tx        tx
 	rows      int   // rows buffered since the last cut
 	bytes     int64 // approximate bytes buffered since the last cut
+	txStart   int64 // bytes when the open transaction began, 0 after a cut
 	skipped   int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
@@ -144,6 +145,7 @@ func unwrap(msg pglogrepl.Message) pglogrepl.Message {
 
 func (d *decoder) begin(xid uint32, commitLSN uint64, commitTime time.Time) {
 	d.inTx = true
+	d.txStart = d.bytes
 	d.tx = tx{xid: int64(xid), commitLSN: commitLSN, commitTime: commitTime.UTC(), n: d.tx.n + 1, touched: d.tx.touched[:0]}
 }
 
@@ -585,7 +587,7 @@ func (d *decoder) cut(partial bool) *batch {
 		b.tables = append(b.tables, tableBatch{schema: tb.rel.schema, name: tb.rel.name, keys: tb.rel.keys, pgTypes: tb.rel.pgTypes(), parts: tb.done})
 		tb.done, tb.rows, tb.txRows = nil, 0, 0
 	}
-	d.rows, d.bytes = 0, 0
+	d.rows, d.bytes, d.txStart = 0, 0, 0
 	return b
 }
 

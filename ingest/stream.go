@@ -444,15 +444,17 @@ func (st *stream) cutIfDue() bool {
 }
 
 // cutPartial cuts and queues a partial batch when the transaction being
-// received has buffered a chunk (a sixteenth of the memory budget, at
-// least 1 MiB): a large transaction is written while it is received and
-// committed with the batch that ends it. It reports whether it queued
+// received has buffered a chunk since it began or since the last cut (a
+// sixteenth of the memory budget, at least 1 MiB): a large transaction is
+// written while it is received and committed with the batch that ends
+// it; the small ones before it go along. It reports whether it queued
 // one (the caller then waits in waitRoom). Called with mu held.
 func (st *stream) cutPartial() bool {
-	if !st.dec.inTx || st.dec.bytes < max(st.o.MemoryBudget/16, 1<<20) {
+	d := st.dec
+	if !d.inTx || d.bytes-d.txStart < max(st.o.MemoryBudget/16, 1<<20) {
 		return false
 	}
-	st.enqueue(st.dec.cut(true))
+	st.enqueue(d.cut(true))
 	return true
 }
 
