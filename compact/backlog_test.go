@@ -14,7 +14,7 @@ import (
 // deletes of them (uniform over the keys, 1,000 per transaction, files of
 // 10,000 rows as ingest's batches), never compacted: a backlog. It
 // writes the same rows each time.
-func backlogLake(t *testing.T, keys, changes int64) (*catalog.Catalog, TableRef) {
+func backlogLake(t testing.TB, keys, changes int64) (*catalog.Catalog, TableRef) {
 	t.Helper()
 	ctx := context.Background()
 	cat, _, done, err := benchCatalog(ctx, t.TempDir(), "")
@@ -95,5 +95,41 @@ func TestBacklogCutNeverSplitsATransaction(t *testing.T) {
 	}
 	if res.Slices != 10 || res.ChangeRows != 10_000 || res.sliceRows != 1000 {
 		t.Errorf("%d commits applying %d changes, want 10 transactions of 1,000 in 10 commits", res.Slices, res.ChangeRows)
+	}
+}
+
+// BenchmarkCompactBacklog measures a compaction of a backlog of 1M and
+// 4M changes (over 100,000 keys, files of 10,000 rows) with the default
+// MaxChangeRows, and of 4M in one commit (no limit, as before it
+// existed): peak RSS (VmHWM, reset after the backlog is written) and
+// commits. Run with -benchtime 1x.
+func BenchmarkCompactBacklog(b *testing.B) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, bc := range []struct {
+		name    string
+		changes int64
+		max     int64
+	}{{"1M", 1_000_000, 0}, {"4M", 4_000_000, 0}, {"4M-one-commit", 4_000_000, 1 << 40}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				cat, ref := backlogLake(b, 100_000, bc.changes-100_000)
+				c := New(cat, Options{Tables: []TableRef{ref}, Logger: quiet, MaxChangeRows: bc.max, ChangelogFileSize: 1 << 40})
+				b.StartTimer()
+				commits := 0
+				res, err := measure(func() (Result, error) {
+					r, err := c.Compact(context.Background(), ref)
+					commits = r.Slices
+					return r, err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(commits), "commits")
+				b.ReportMetric(float64(res.PeakRSS)/(1<<20), "peak-RSS-MiB")
+				b.ReportMetric(res.CPU.Seconds(), "CPU-s")
+				b.ReportMetric(float64(res.Changes), "changes")
+			}
+		})
 	}
 }

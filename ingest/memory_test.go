@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/internal/procstat"
 )
 
 // heapWatch samples the heap, with the collector's target at 10 %, until
@@ -102,16 +103,20 @@ func TestLargeTransactionProtocol1Memory(t *testing.T) {
 
 	staged := 0
 	o.Hooks = Hooks{AfterStage: func(string) error { staged++; return nil }}
+	runtime.GC()
+	debug.FreeOSMemory()
+	procstat.ResetPeakRSS()
 	w := watchHeap()
 	err := catchUp(t, cat, o)
 	peak := w.done()
+	rss := procstat.PeakRSS()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s := streamTxns(t, pg, db, "cdclake_"+db); s != 0 {
 		t.Fatalf("PostgreSQL streamed %d transactions: the test does not run under protocol 1", s)
 	}
-	t.Logf("live heap peak %.1f MiB above the start, %d stages, budget %d MiB", float64(peak)/(1<<20), staged, budget>>20)
+	t.Logf("live heap peak %.1f MiB above the start, peak RSS %d MiB, %d stages, budget %d MiB", float64(peak)/(1<<20), rss>>20, staged, budget>>20)
 	if staged < 20 {
 		t.Errorf("the transaction was written in %d stages, want partial batches of at most a sixteenth of the budget (1 MiB)", staged)
 	}
@@ -119,6 +124,11 @@ func TestLargeTransactionProtocol1Memory(t *testing.T) {
 	// writer and the rows in Arrow form: far below the transaction's size
 	if limit := uint64(budget + 40<<20); peak > limit {
 		t.Errorf("live heap grew by %.1f MiB, over the budget plus 40 MiB (%.1f MiB)", float64(peak)/(1<<20), float64(limit)/(1<<20))
+	}
+	// the documented bound: the budget plus a fixed 256 MiB (the soft
+	// memory limit cdclake ingest sets)
+	if rss > budget+256<<20 {
+		t.Errorf("peak RSS %d MiB, over the budget plus 256 MiB", rss>>20)
 	}
 	checkOnce(t, cat, db, idRange(1, n))
 }
