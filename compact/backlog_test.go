@@ -59,7 +59,7 @@ func TestCompactBacklogInSlices(t *testing.T) {
 
 	run := func(max int64) (Result, []string) {
 		cat, ref := backlogLake(t, keys, changes)
-		c := New(cat, Options{Tables: []TableRef{ref}, Logger: quiet, MaxChangeRows: max, ChangelogFileSize: 1 << 40})
+		c := New(cat, Options{Tables: []TableRef{ref}, Logger: quiet, MaxChangeRows: max, ChangelogFileSize: 1})
 		res, err := c.Compact(ctx, ref)
 		if err != nil {
 			t.Fatal(err)
@@ -114,7 +114,7 @@ func BenchmarkCompactBacklog(b *testing.B) {
 			for range b.N {
 				b.StopTimer()
 				cat, ref := backlogLake(b, 100_000, bc.changes-100_000)
-				c := New(cat, Options{Tables: []TableRef{ref}, Logger: quiet, MaxChangeRows: bc.max, ChangelogFileSize: 1 << 40})
+				c := New(cat, Options{Tables: []TableRef{ref}, Logger: quiet, MaxChangeRows: bc.max, ChangelogFileSize: 1})
 				b.StartTimer()
 				commits := 0
 				res, err := measure(func() (Result, error) {
