@@ -1,8 +1,10 @@
 package compact
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
@@ -12,15 +14,33 @@ import (
 )
 
 // backlogCut returns the end of the oldest slice of a plan's changes that
-// holds at most maxRows rows: the largest position To' <= p.To such that
-// fewer than maxRows changes have From <= _cdc_lsn < To', but always past
-// the oldest change's _cdc_lsn (a transaction is never split). It reads
-// the _cdc_lsn column only, keeping the maxRows smallest values, so its
-// memory is bounded by maxRows whatever the backlog.
+// holds at most maxRows rows: a position To' <= p.To such that at most
+// maxRows changes have From <= _cdc_lsn < To', but always past the oldest
+// change's _cdc_lsn (a transaction is never split). It reads the _cdc_lsn
+// column only, keeping the maxRows smallest values, so its memory is
+// bounded by maxRows whatever the backlog; and only below a bound the
+// file statistics give (files wholly in the range that hold maxRows rows
+// together), so that applying a backlog slice by slice does not read its
+// positions over and over.
 func backlogCut(ctx context.Context, cl *table.Table, p Plan, maxRows int64) (uint64, error) {
+	bound := p.To
+	var whole []ChangeFile // files with all their rows at or past From
+	for _, f := range p.ChangeFiles {
+		if f.MaxLSN >= f.MinLSN && f.MinLSN >= int64(p.From) {
+			whole = append(whole, f)
+		}
+	}
+	slices.SortFunc(whole, func(a, b ChangeFile) int { return cmp.Compare(a.MaxLSN, b.MaxLSN) })
+	var rows int64
+	for _, f := range whole {
+		if rows += f.Rows; rows >= maxRows {
+			bound = min(bound, uint64(f.MaxLSN)+1)
+			break
+		}
+	}
 	filter := iceberg.NewAnd(
 		iceberg.GreaterThanEqual(iceberg.Reference(ingest.ColLSN), int64(p.From)),
-		iceberg.LessThan(iceberg.Reference(ingest.ColLSN), int64(p.To)))
+		iceberg.LessThan(iceberg.Reference(ingest.ColLSN), int64(bound)))
 	_, it, err := cl.Scan(table.WithSnapshotID(p.ChangelogSnapshotID), table.WithRowFilter(filter),
 		table.WithSelectedFields(ingest.ColLSN)).ToArrowRecords(ctx)
 	if err != nil {
@@ -52,7 +72,7 @@ func backlogCut(ctx context.Context, cl *table.Table, p Plan, maxRows int64) (ui
 	}
 	switch {
 	case n <= maxRows:
-		return p.To, nil
+		return bound, nil
 	case h.top() > first:
 		// fewer than maxRows changes lie below the maxRows-th smallest
 		return uint64(h.top()), nil
@@ -60,7 +80,7 @@ func backlogCut(ctx context.Context, cl *table.Table, p Plan, maxRows int64) (ui
 		// the oldest transaction alone holds maxRows changes or more
 		return uint64(second), nil
 	}
-	return p.To, nil
+	return bound, nil // one transaction below the bound
 }
 
 // lsnHeap keeps the max smallest values pushed (a max-heap).
