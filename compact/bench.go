@@ -282,6 +282,9 @@ type benchGen struct {
 	lsn  int64
 	next int64 // next new key
 	hour time.Time
+	// perCommit is the number of rows appendChanges commits at a time, in
+	// one file each (default 1M).
+	perCommit int64
 }
 
 var benchSchema = arrow.NewSchema([]arrow.Field{
@@ -372,9 +375,14 @@ func (b *changeBuilder) deleteKey(id int64) {
 	b.meta("d", []string{"customer_id", "status", "amount", "created_at", "note"})
 }
 
-// appendChanges commits n rows, 1,000 per transaction, 1M per commit.
+// appendChanges commits n rows, 1,000 per transaction, g.perCommit per
+// commit.
 func (g *benchGen) appendChanges(ctx context.Context, tbl *table.Table, n int64, add func(*changeBuilder, int64)) (*table.Table, error) {
-	const perTxn, perCommit = 1000, 1_000_000
+	const perTxn = 1000
+	perCommit := g.perCommit
+	if perCommit <= 0 {
+		perCommit = 1_000_000
+	}
 	for done := int64(0); done < n; {
 		b := &changeBuilder{g: g, b: array.NewRecordBuilder(memory.DefaultAllocator, benchSchema)}
 		end := min(n, done+perCommit)

@@ -43,6 +43,14 @@ type Result struct {
 	ExpiredSnapshots                       int
 	OrphanFiles                            int
 	Duration                               time.Duration
+	// Slices is the number of commits the changes took: more than one
+	// when they were over Options.MaxChangeRows.
+	Slices int
+	// backlog: this commit applied the oldest Options.MaxChangeRows of
+	// the changes; another follows.
+	backlog bool
+	// sliceRows is the most changes one commit applied.
+	sliceRows int64
 }
 
 // RunOnce compacts every table once. A table's failure does not stop the
@@ -83,25 +91,21 @@ func (c *Compactor) Run(ctx context.Context) error {
 }
 
 // Compact plans and executes one table's compaction. A plan made stale by
-// a concurrent compactor is planned again.
+// a concurrent compactor is planned again. Changes over
+// Options.MaxChangeRows are applied in several commits, oldest first.
 func (c *Compactor) Compact(ctx context.Context, ref TableRef) (Result, error) {
 	start := time.Now()
 	var res Result
 	var err error
-	for attempt := 0; attempt < c.o.Retries; attempt++ {
-		var st State
-		if st, err = c.Load(ctx, ref); err != nil {
+	for {
+		var one Result
+		one, err = c.compactOnce(ctx, ref)
+		res = add(res, one)
+		if err != nil || !one.backlog || ctx.Err() != nil {
 			break
 		}
-		res, err = c.Execute(ctx, c.o.Plan(st))
-		if !errors.Is(err, errStale) && (err == nil || !gone(err)) {
-			break
-		}
-		c.o.Metrics.Conflicts.Inc()
-		c.o.Logger.Info("plan went stale, planning again", "table", ref.String(), "err", err)
-		if err := sleep(ctx, attempt); err != nil {
-			return res, err
-		}
+		c.o.Logger.Info("backlog: applied the oldest changes, continuing", "table", ref.String(),
+			"changes", one.ChangeRows, "lsn", one.LSN)
 	}
 	res.Table = ref
 	res.Duration = time.Since(start)
@@ -130,6 +134,51 @@ func (c *Compactor) Compact(ctx context.Context, ref TableRef) (Result, error) {
 			"elapsed", res.Duration.Round(time.Millisecond))
 	}
 	return res, nil
+}
+
+// compactOnce plans and executes one commit of a table's compaction,
+// planning again when the plan went stale.
+func (c *Compactor) compactOnce(ctx context.Context, ref TableRef) (Result, error) {
+	var res Result
+	var err error
+	for attempt := 0; attempt < c.o.Retries; attempt++ {
+		var st State
+		if st, err = c.Load(ctx, ref); err != nil {
+			break
+		}
+		res, err = c.Execute(ctx, c.o.Plan(st))
+		if !errors.Is(err, errStale) && (err == nil || !gone(err)) {
+			break
+		}
+		c.o.Metrics.Conflicts.Inc()
+		c.o.Logger.Info("plan went stale, planning again", "table", ref.String(), "err", err)
+		if err := sleep(ctx, attempt); err != nil {
+			return res, err
+		}
+	}
+	return res, err
+}
+
+// add sums the results of the commits of one table's compaction; the
+// plan, watermark and skip reason are the last one's.
+func add(sum, r Result) Result {
+	r.ChangeRows += sum.ChangeRows
+	r.RewrittenRows += sum.RewrittenRows
+	r.WrittenRows += sum.WrittenRows
+	r.FilesAdded += sum.FilesAdded
+	r.FilesRemoved += sum.FilesRemoved
+	r.MergedFiles += sum.MergedFiles
+	r.ExpiredSnapshots += sum.ExpiredSnapshots
+	r.OrphanFiles += sum.OrphanFiles
+	if r.LSN == 0 {
+		r.LSN = sum.LSN
+	}
+	r.sliceRows = max(sum.sliceRows, r.ChangeRows-sum.ChangeRows)
+	r.Slices = sum.Slices
+	if r.Plan.Compact {
+		r.Slices++
+	}
+	return r
 }
 
 // Execute carries out a plan: the compaction in one commit, then the

@@ -65,6 +65,20 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 		return fmt.Errorf("update the schema of %s: %w", p.Table, err)
 	}
 
+	// a backlog over MaxChangeRows: its oldest rows now, the rest in the
+	// next commit
+	if p.ChangeRows > c.o.MaxChangeRows {
+		to, err := backlogCut(ctx, t.changelog, p, c.o.MaxChangeRows)
+		if err != nil {
+			return fmt.Errorf("read the changes' positions of %s: %w", p.Table, err)
+		}
+		if to < p.To {
+			log.Info("backlog over the rows one commit applies: applying its oldest first",
+				"from_lsn", p.From, "to_lsn", p.To, "slice_to_lsn", to, "max_change_rows", c.o.MaxChangeRows)
+			p.To, res.Plan.To, res.backlog = to, to, true
+		}
+	}
+
 	// the changes, in one record
 	start := time.Now()
 	filter := iceberg.NewAnd(

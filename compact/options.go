@@ -94,6 +94,15 @@ type Options struct {
 	OrphanAge      time.Duration
 	OrphanInterval time.Duration
 
+	// MaxChangeRows bounds the changelog rows one compaction commit
+	// applies (default 1,000,000), so that its memory does not grow with
+	// a backlog (compaction stopped, or held back by a reload, for a long
+	// time): a longer backlog is applied oldest first, in LSN order, in
+	// several commits of at most this many rows each. The rows of one
+	// transaction (one _cdc_lsn, such as an initial copy) are never
+	// split: one larger than this is applied whole.
+	MaxChangeRows int64
+
 	// Interval is the pause between passes of Compactor.Run (default 1 min).
 	Interval time.Duration
 	// Retries bounds commit attempts lost to concurrent writers (default 8).
@@ -127,6 +136,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OrphanInterval == 0 {
 		o.OrphanInterval = time.Hour
+	}
+	if o.MaxChangeRows <= 0 {
+		o.MaxChangeRows = 1_000_000
 	}
 	if o.Interval <= 0 {
 		o.Interval = time.Minute

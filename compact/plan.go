@@ -180,7 +180,9 @@ func (o Options) Plan(st State) Plan {
 // hours when there are two, in the newest hour (still filling) when there
 // are openMin files smaller than small/8, and only those (files merged
 // before wait for the hour to close, so they are not rewritten over and
-// over).
+// over). A merge reads its files into memory, so an hour's files are
+// merged in groups of at most 2 × small bytes (ChangelogFileSize, the
+// size of one merged file), however many accumulated.
 func planMerges(files []ChangeFile, small int64, openMin int) []Merge {
 	newest := int64(-1)
 	for _, f := range files {
@@ -202,9 +204,22 @@ func planMerges(files []ChangeFile, small int64, openMin int) []Merge {
 			continue
 		}
 		sort.Slice(fs, func(i, j int) bool { return fs[i].Path < fs[j].Path })
-		out = append(out, Merge{Hour: h, Files: fs})
+		var group []ChangeFile
+		var size int64
+		for _, f := range fs {
+			if len(group) > 0 && size+f.Bytes > 2*small {
+				if len(group) > 1 {
+					out = append(out, Merge{Hour: h, Files: group})
+				}
+				group, size = nil, 0
+			}
+			group, size = append(group, f), size+f.Bytes
+		}
+		if len(group) > 1 {
+			out = append(out, Merge{Hour: h, Files: group})
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Hour < out[j].Hour })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Hour < out[j].Hour })
 	return out
 }
 

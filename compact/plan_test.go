@@ -130,6 +130,13 @@ func TestPlanMerges(t *testing.T) {
 		{"open hour leaves merged files for later", append([]ChangeFile{{Path: "m", Hour: 12, Bytes: 20 * mb}}, open...), "[12:[100 files]]"},
 		{"closed hour takes merged files too", []ChangeFile{{Path: "m", Hour: 11, Bytes: 20 * mb}, small("a", 11), small("c", 12)}, "[11:[a m]]"},
 		{"unknown partition", []ChangeFile{small("a", -1), small("b", -1)}, "[]"},
+		{"a large hour is merged in groups of at most ChangelogFileSize", func() []ChangeFile {
+			var fs []ChangeFile
+			for _, p := range "abcdefghij" {
+				fs = append(fs, ChangeFile{Path: string(p), Hour: 10, Bytes: 30 * mb})
+			}
+			return append(fs, small("z", 12))
+		}(), "[10:[a b c d] 10:[e f g h] 10:[i j]]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

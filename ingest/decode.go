@@ -85,6 +85,7 @@ type tx struct {
 	seq        int64
 	n          int64          // transactions begun in this session
 	touched    []*tableBuffer // tables written by this transaction
+	split      bool           // part of it was cut as a partial batch
 }
 
 // decoder turns pgoutput messages into buffered rows. It is not safe for
@@ -112,6 +113,7 @@ type decoder struct {
 	tx        tx
 	rows      int   // rows buffered since the last cut
 	bytes     int64 // approximate bytes buffered since the last cut
+	txStart   int64 // bytes when the open transaction began, 0 after a cut
 	skipped   int64 // replayed rows dropped because the lake holds them
 
 	// last complete transaction
@@ -146,6 +148,7 @@ func unwrap(msg pglogrepl.Message) pglogrepl.Message {
 
 func (d *decoder) begin(xid uint32, commitLSN uint64, commitTime time.Time) {
 	d.inTx = true
+	d.txStart = d.bytes
 	d.tx = tx{xid: int64(xid), commitLSN: commitLSN, commitTime: commitTime.UTC(), n: d.tx.n + 1, touched: d.tx.touched[:0]}
 }
 
@@ -581,6 +584,9 @@ func (d *decoder) abort() {
 // batch that ends it.
 func (d *decoder) cut(partial bool) *batch {
 	b := &batch{endLSN: d.endLSN, commitTime: d.commitTime, rows: d.rows, bytes: d.bytes, partial: partial}
+	if partial && d.inTx {
+		d.tx.split = true
+	}
 	for _, tb := range d.tables {
 		if tb.rows == 0 {
 			continue
@@ -589,7 +595,7 @@ func (d *decoder) cut(partial bool) *batch {
 		b.tables = append(b.tables, tableBatch{schema: tb.rel.schema, name: tb.rel.name, keys: tb.rel.keys, pgTypes: tb.rel.pgTypes(), parts: tb.done})
 		tb.done, tb.rows, tb.txRows = nil, 0, 0
 	}
-	d.rows, d.bytes = 0, 0
+	d.rows, d.bytes, d.txStart = 0, 0, 0
 	return b
 }
 

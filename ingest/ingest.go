@@ -107,7 +107,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 		}
 	}
 	args := []string{"proto_version '1'", fmt.Sprintf("publication_names '%s'", o.Publication)}
-	if major, _ := strconv.Atoi(strings.SplitN(src.conn.PgConn().ParameterStatus("server_version"), ".", 2)[0]); major >= 14 {
+	if major, _ := strconv.Atoi(strings.SplitN(src.conn.PgConn().ParameterStatus("server_version"), ".", 2)[0]); major >= 14 && !o.protocol1 {
 		// large transactions arrive while they run and are spooled here
 		args = []string{"proto_version '2'", "streaming 'on'", args[1]}
 	}

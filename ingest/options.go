@@ -55,11 +55,13 @@ type Options struct {
 	// MaxBufferBytes bounds what is buffered while a flush runs; above it
 	// receiving waits for the flush (default 4 × FlushBytes).
 	MaxBufferBytes int64
-	// MemoryBudget bounds the memory held by transactions PostgreSQL
-	// streams while they run: their changes spill to SpillDir beyond a
-	// quarter of it, and they are written in chunks of a sixteenth, so that
-	// with the chunks in flight and Go's garbage collector the process
-	// stays near the budget plus a fixed overhead (default 256 MiB).
+	// MemoryBudget bounds the memory held by large transactions: the
+	// changes of those PostgreSQL streams while they run spill to SpillDir
+	// beyond a quarter of it, and every large transaction, streamed or
+	// sent whole at its commit (protocol 1), is written in chunks of a
+	// sixteenth, so that with the chunks in flight and Go's garbage
+	// collector the process stays near the budget plus a fixed overhead
+	// (default 256 MiB).
 	MemoryBudget int64
 	// SpillDir holds spilled transactions (default: a folder in the
 	// system temp dir, removed at exit).
@@ -84,6 +86,10 @@ type Options struct {
 
 	Hooks  Hooks
 	Logger *slog.Logger
+	// protocol1 asks for pgoutput protocol 1 without streaming even from
+	// PostgreSQL 14 and later (tests: a server before 14 sends a large
+	// transaction whole at its commit).
+	protocol1 bool
 	// Metrics, when set, receive the source's counters and gauges.
 	Metrics *Metrics
 }

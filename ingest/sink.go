@@ -57,6 +57,9 @@ var changelogProps = iceberg.Properties{
 type Hooks struct {
 	// AfterUpload runs when a table's files are written but not committed.
 	AfterUpload func(table string) error
+	// AfterStage runs when a batch's files of a table are written into the
+	// table's open transaction, partial batches included.
+	AfterStage func(table string) error
 	// AfterTableCommit runs after each table commit, before the watermark.
 	AfterTableCommit func(table string) error
 	// AfterWatermark runs after the watermark is committed, before the ack.
@@ -163,6 +166,9 @@ func (s *sink) stage(ctx context.Context, tb tableBatch) error {
 			return fmt.Errorf("write files: %w", err)
 		}
 		p.files = append(p.files, files...)
+	}
+	if s.hooks.AfterStage != nil {
+		return s.hooks.AfterStage(tb.schema + "." + tb.name)
 	}
 	return nil
 }

@@ -12,12 +12,13 @@ import (
 
 // spool keeps the messages of transactions that PostgreSQL streams while
 // they run (pgoutput protocol 2), until their commit or abort. Messages
-// stay in memory while all spools together fit in the budget; beyond it a
-// transaction's messages go to a file in dir.
+// stay in memory while the buffers of all transactions together fit in the
+// budget; beyond it the transaction being received moves its buffered
+// messages to a file in dir and lets its buffer go.
 type spool struct {
 	dir    string
 	budget int64
-	mem    int64
+	mem    int64 // capacity of every transaction's buf
 	txns   map[uint32]*spooledTx
 }
 
@@ -44,16 +45,18 @@ func (s *spool) add(xid, sub uint32, msg []byte) error {
 	if _, ok := t.first[sub]; !ok {
 		t.first[sub] = t.size()
 	}
+	had := cap(t.buf)
 	t.buf = binary.BigEndian.AppendUint32(t.buf, uint32(len(msg)))
 	t.buf = append(t.buf, msg...)
-	s.mem += int64(len(msg)) + 4
+	s.mem += int64(cap(t.buf) - had)
 	if s.mem > s.budget {
 		return s.spill(xid, t)
 	}
 	return nil
 }
 
-// spill moves a transaction's buffered messages to its file.
+// spill moves a transaction's buffered messages to its file and frees
+// its buffer: memory goes back to the budget, not only length.
 func (s *spool) spill(xid uint32, t *spooledTx) error {
 	if t.f == nil {
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
@@ -69,9 +72,14 @@ func (s *spool) spill(xid uint32, t *spooledTx) error {
 		return fmt.Errorf("write spill file %s: %w", t.f.Name(), err)
 	}
 	t.fileSize += int64(len(t.buf))
-	s.mem -= int64(len(t.buf))
-	t.buf = t.buf[:0]
+	s.release(t)
 	return nil
+}
+
+// release frees a transaction's buffer.
+func (s *spool) release(t *spooledTx) {
+	s.mem -= int64(cap(t.buf))
+	t.buf = nil
 }
 
 // abort drops subtransaction sub of xid and everything after its first
@@ -96,13 +104,10 @@ func (s *spool) abort(xid, sub uint32) error {
 		}
 	}
 	if off >= t.fileSize {
-		keep := off - t.fileSize
-		s.mem -= int64(len(t.buf)) - keep
-		t.buf = t.buf[:keep]
+		t.buf = t.buf[:off-t.fileSize]
 		return nil
 	}
-	s.mem -= int64(len(t.buf))
-	t.buf = t.buf[:0]
+	s.release(t)
 	t.fileSize = off
 	if err := t.f.Truncate(off); err != nil {
 		return fmt.Errorf("truncate spill file: %w", err)
@@ -149,7 +154,7 @@ func (s *spool) drop(xid uint32) {
 	if t == nil {
 		return
 	}
-	s.mem -= int64(len(t.buf))
+	s.release(t)
 	if t.f != nil {
 		t.f.Close()
 		os.Remove(t.f.Name())

@@ -128,7 +128,16 @@ func (st *stream) run(ctx context.Context) error {
 	close(stopTick)
 	<-tickDone
 	<-watchDone
-	if st.failure() == nil && recvErr == nil {
+	st.mu.Lock()
+	split := st.dec.inTx && st.dec.tx.split
+	st.mu.Unlock()
+	if split {
+		// part of the open transaction is written into the tables' open
+		// Iceberg transactions: committing them now would commit it in
+		// part. Nothing is committed; the next start receives it again.
+		st.log.Info("stopped inside a large transaction: it is received again at the next start")
+	}
+	if st.failure() == nil && recvErr == nil && !split {
 		// a clean stop: commit what is complete, then acknowledge it
 		st.mu.Lock()
 		st.dec.abort()
@@ -240,6 +249,10 @@ func (st *stream) copyData(ctx context.Context, data []byte) error {
 				st.walEnd = max(st.walEnd, st.dec.endLSN)
 				queued = st.cutIfDue()
 				st.checkCaughtUp()
+			} else {
+				// a transaction sent whole at its commit (protocol 1, or
+				// one PostgreSQL did not stream) is written in chunks
+				queued = st.cutPartial()
 			}
 		}
 		st.mu.Unlock()
@@ -342,7 +355,6 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 	live := maps.Clone(st.dec.rels)
 	st.dec.begin(m.Xid, uint64(m.CommitLSN), m.CommitTime)
 	st.mu.Unlock()
-	chunk := max(st.o.MemoryBudget/16, 1<<20)
 	err := st.spool.each(m.Xid, func(raw []byte) error {
 		msg, err := st.parser.parse(raw, true)
 		if err != nil {
@@ -351,9 +363,8 @@ func (st *stream) replay(ctx context.Context, m *pglogrepl.StreamCommitMessageV2
 		st.mu.Lock()
 		err = st.dec.handle(ctx, unwrap(msg))
 		queued := false
-		if err == nil && st.dec.bytes >= chunk {
-			st.enqueue(st.dec.cut(true))
-			queued = true
+		if err == nil {
+			queued = st.cutPartial()
 		}
 		st.mu.Unlock()
 		if queued {
@@ -471,6 +482,21 @@ func (st *stream) cutIfDue() bool {
 	}
 	st.firstRowAt = time.Time{}
 	st.enqueue(d.cut(false))
+	return true
+}
+
+// cutPartial cuts and queues a partial batch when the transaction being
+// received has buffered a chunk since it began or since the last cut (a
+// sixteenth of the memory budget, at least 1 MiB): a large transaction is
+// written while it is received and committed with the batch that ends
+// it; the small ones before it go along. It reports whether it queued
+// one (the caller then waits in waitRoom). Called with mu held.
+func (st *stream) cutPartial() bool {
+	d := st.dec
+	if !d.inTx || d.bytes-d.txStart < max(st.o.MemoryBudget/16, 1<<20) {
+		return false
+	}
+	st.enqueue(d.cut(true))
 	return true
 }
 
