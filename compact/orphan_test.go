@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
@@ -104,14 +103,7 @@ func TestOrphansSpareCopyInProgress(t *testing.T) {
 	pg.Exec(t, "shop", "INSERT INTO small VALUES (0)")
 	waitWatermark(t, cat, walLSN(t, url))
 
-	gate, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gate.Close(ctx)
-	if _, err := gate.Exec(ctx, "SELECT pg_advisory_lock(4245)"); err != nil {
-		t.Fatal(err)
-	}
+	openGate := pg.Gate(t, "shop", 4245)
 	reloadDone := make(chan error, 1)
 	go func() {
 		reloadDone <- ingest.Reload(ctx, cat, ingest.Options{Source: pg.UserURL("reloader", "reload-pw", "shop"),
@@ -154,9 +146,7 @@ func TestOrphansSpareCopyInProgress(t *testing.T) {
 	}
 
 	housekeepNow(t, cat, "big", time.Hour)
-	if _, err := gate.Exec(ctx, "SELECT pg_advisory_unlock(4245)"); err != nil {
-		t.Fatal(err)
-	}
+	openGate()
 	select {
 	case err := <-reloadDone:
 		if err != nil {

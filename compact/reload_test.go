@@ -75,14 +75,7 @@ func TestCompactDuringReload(t *testing.T) {
 	waitWatermark(t, cat, walLSN(t, url))
 
 	// the reload, stuck in its copy of t
-	gate, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gate.Close(ctx)
-	if _, err := gate.Exec(ctx, "SELECT pg_advisory_lock(4242)"); err != nil {
-		t.Fatal(err)
-	}
+	openGate := pg.Gate(t, "shop", 4242)
 	reloadDone := make(chan error, 1)
 	go func() {
 		reloadDone <- ingest.Reload(ctx, cat, ingest.Options{Source: pg.UserURL("reloader", "reload-pw", "shop")}, []string{"public.t"})
@@ -139,9 +132,7 @@ func TestCompactDuringReload(t *testing.T) {
 	}
 
 	// the reload commits below the watermark's cap, then more changes
-	if _, err := gate.Exec(ctx, "SELECT pg_advisory_unlock(4242)"); err != nil {
-		t.Fatal(err)
-	}
+	openGate()
 	select {
 	case err := <-reloadDone:
 		if err != nil {

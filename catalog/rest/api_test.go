@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -397,6 +398,14 @@ func hourOfTask(task table.FileScanTask) int64 {
 // readParquetRows reads the _cdc_lsn and _cdc_commit_ts of a Parquet file.
 func readParquetRows(t *testing.T, data []byte) []changeRow {
 	t.Helper()
+	at := readParquet(t, data)
+	defer at.Release()
+	return changeRows(t, at)
+}
+
+// readParquet reads a whole Parquet file.
+func readParquet(t *testing.T, data []byte) arrow.Table {
+	t.Helper()
 	pf, err := file.NewParquetReader(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
@@ -410,6 +419,5 @@ func readParquetRows(t *testing.T, data []byte) []changeRow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer at.Release()
-	return changeRows(t, at)
+	return at
 }

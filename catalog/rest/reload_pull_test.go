@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,9 +16,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
@@ -80,14 +76,7 @@ func TestReloadAfterClosedPull(t *testing.T) {
 	waitSource(t, f, url)
 
 	// the reload, stuck in its copy
-	gate, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gate.Close(ctx)
-	if _, err := gate.Exec(ctx, "SELECT pg_advisory_lock(4243)"); err != nil {
-		t.Fatal(err)
-	}
+	openGate := f.pg.Gate(t, "shop", 4243)
 	reloadDone := make(chan error, 1)
 	go func() {
 		reloadDone <- ingest.Reload(ctx, f.cat, ingest.Options{Source: f.pg.UserURL("reloader", "reload-pw", "shop"),
@@ -122,9 +111,7 @@ func TestReloadAfterClosedPull(t *testing.T) {
 	wh := &warehouse{pulled: map[string]Manifest{}}
 	wh.pull(t, ts, "night during the copy")
 
-	if _, err := gate.Exec(ctx, "SELECT pg_advisory_unlock(4243)"); err != nil {
-		t.Fatal(err)
-	}
+	openGate()
 	select {
 	case err := <-reloadDone:
 		if err != nil {
@@ -145,7 +132,12 @@ func TestReloadAfterClosedPull(t *testing.T) {
 	wh.pull(t, ts, "a day later")
 
 	want := map[string]string{}
-	rows, err := gate.Query(ctx, "SELECT id::text, v FROM items")
+	src, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(ctx)
+	rows, err := src.Query(ctx, "SELECT id::text, v FROM items")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,19 +280,7 @@ func cmpInt(a, b int64) int {
 // warehouseRows reads a changelog file of items.
 func warehouseRows(t *testing.T, data []byte) []warehouseRow {
 	t.Helper()
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 1024}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	at := readParquet(t, data)
 	defer at.Release()
 	var out []warehouseRow
 	tr := array.NewTableReader(at, 1024)

@@ -170,6 +170,31 @@ func (c *Cluster) ExecErr(db string, sql ...string) error {
 	return nil
 }
 
+// Gate holds advisory lock key in a session of its own until open is
+// called (or the test ends): SQL that takes pg_advisory_xact_lock_shared(key)
+// waits until then, a row-level security policy holding a copy in the
+// middle, for example.
+func (c *Cluster) Gate(t testing.TB, db string, key int64) (open func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.URL(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(ctx) })
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // Stop stops the server immediately; Restart starts it again.
 func (c *Cluster) Stop() {
 	_ = c.pgctl("stop", "-m", "immediate", "-w").Run()
