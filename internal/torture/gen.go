@@ -61,7 +61,7 @@ var DefaultWeights = map[string]int{
 	"truncate": 1, "truncate_partition": 1, "detach_partition": 1, "drop_partition": 1, "attach_partition": 1,
 	"add_column": 2, "add_column_default": 2, "add_column_volatile": 1, "add_column_notnull": 1,
 	"drop_column": 1, "rename_column": 1, "widen_type": 2, "rewrite_type": 1, "replica_identity": 1,
-	"new_table": 1, "drop_table": 1,
+	"new_table": 1, "drop_table": 1, "keyless_table": 1,
 }
 
 // NewGen returns a generator with its own stream of choices.
@@ -145,6 +145,8 @@ func (g *Gen) Run(ctx context.Context, conn *pgx.Conn, name string) error {
 		return execSQL(ctx, conn, fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY %s", t, ri))
 	case "new_table":
 		return g.newTable(ctx, conn)
+	case "keyless_table":
+		return g.keylessTable(ctx, conn)
 	case "drop_table":
 		return g.dropTable(ctx, conn)
 	default:
@@ -653,18 +655,41 @@ func (g *Gen) alterColumn(ctx context.Context, conn *pgx.Conn, kind string) erro
 	return execSQL(ctx, conn, q)
 }
 
-// newTable creates a table with rows and adds it to the publication: its
-// existing rows reach the lake only by a snapshot of it.
+// newTable creates a table with rows and adds it to the publication (a
+// publication cdclake keeps gets it from cdclake): its existing rows reach
+// the lake only by a snapshot of it.
 func (g *Gen) newTable(ctx context.Context, conn *pgx.Conn) error {
 	name := fmt.Sprintf("t_%d", g.key()%1_000_000)
 	var pub string
-	if err := conn.QueryRow(ctx, "SELECT pubname FROM pg_publication LIMIT 1").Scan(&pub); err != nil {
+	var managed bool
+	err := conn.QueryRow(ctx, "SELECT pubname, coalesce(obj_description(oid, 'pg_publication') LIKE 'cdclake:%', false) FROM pg_publication LIMIT 1").Scan(&pub, &managed)
+	if errors.Is(err, pgx.ErrNoRows) { // cdclake has not made its own yet: it will list this table
+		managed, err = true, nil
+	}
+	if err != nil {
 		return err
 	}
-	return execSQL(ctx, conn,
+	stmts := []string{
 		fmt.Sprintf("CREATE TABLE %s (id integer PRIMARY KEY, v text, n numeric(12,3))", name),
 		fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text), g / 7.0 FROM generate_series(1, %d) g", name, 10+g.R.IntN(200)),
-		fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", ident(pub), name))
+	}
+	if !managed {
+		stmts = append(stmts, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", ident(pub), name))
+	}
+	return execSQL(ctx, conn, stmts...)
+}
+
+// keylessTable is a service creating a table without a primary key or
+// replica identity and changing its rows: cdclake must not make the
+// service's own UPDATE and DELETE fail (as a FOR ALL TABLES publication
+// does); the table is not in the lake.
+func (g *Gen) keylessTable(ctx context.Context, conn *pgx.Conn) error {
+	name := fmt.Sprintf("k_%d", g.key()%1_000_000)
+	return execSQL(ctx, conn,
+		fmt.Sprintf("CREATE TABLE %s (a integer, b text)", name),
+		fmt.Sprintf("INSERT INTO %s SELECT g, md5(g::text) FROM generate_series(1, 10) g", name),
+		fmt.Sprintf("UPDATE %s SET b = 'changed' WHERE a < 5", name),
+		fmt.Sprintf("DELETE FROM %s WHERE a > 8", name))
 }
 
 func (g *Gen) dropTable(ctx context.Context, conn *pgx.Conn) error {

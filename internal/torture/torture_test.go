@@ -76,6 +76,7 @@ var Features = map[string]int{
 
 type source struct {
 	db, url, pub string
+	defaultPub   bool            // pub is the one cdclake creates and keeps
 	pg           *pgtest.Cluster // the server the source is on (it moves)
 	gen          *Gen
 	ingest       *proc
@@ -156,7 +157,13 @@ func TestTorture(t *testing.T) {
 	ru.pg = pgtest.Start(t, pgtest.Options{Settings: ru.settings})
 	ctx := context.Background()
 	for i, db := range []string{"svc_a", "svc_b"} {
+		// svc_a names a publication of its own; svc_b leaves it to cdclake,
+		// whose default publication lists the tables there are and adds new
+		// ones that have a key (docs/snapshot.md)
 		s := &source{db: db, url: ru.pg.CreateDB(t, db), pg: ru.pg, pub: "torture_" + db, gen: NewGen(seed+uint64(i)*7919, scale, w)}
+		if i == 1 {
+			s.pub, s.defaultPub = "cdclake_"+db, true
+		}
 		ru.pg.Exec(t, db, Schema)
 		s.conn, s.conn2, s.check = ru.connect(s), ru.connect(s), ru.connect(s)
 		for _, tb := range []string{"main", "comp", "part"} {
@@ -167,7 +174,9 @@ func TestTorture(t *testing.T) {
 		if err := s.gen.keyless(ctx, s.conn, 30); err != nil {
 			t.Fatalf("seed %d: initial rows: %v", seed, err)
 		}
-		ru.pg.Exec(t, db, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)", s.pub, strings.Join(Tables, ", ")))
+		if !s.defaultPub {
+			ru.pg.Exec(t, db, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)", s.pub, strings.Join(Tables, ", ")))
+		}
 		ru.srcs = append(ru.srcs, s)
 	}
 	for _, s := range ru.srcs {
@@ -241,9 +250,13 @@ func (ru *run) connect(s *source) *pgx.Conn {
 const partitionCheck = 500 * time.Millisecond
 
 func (ru *run) ingestArgs(s *source) []string {
-	return append([]string{"ingest", "--source", s.url, "--name", s.db, "--publication", s.pub,
-		"--memory-budget", strconv.Itoa(16 << 20), "--flush-interval", "200ms", "--snapshot-workers", "2",
-		"--partition-check-interval", partitionCheck.String()}, ru.lakeArg...)
+	args := []string{"ingest", "--source", s.url, "--name", s.db}
+	if !s.defaultPub {
+		args = append(args, "--publication", s.pub)
+	}
+	args = append(args, "--memory-budget", strconv.Itoa(16<<20), "--flush-interval", "200ms", "--snapshot-workers", "2",
+		"--partition-check-interval", partitionCheck.String())
+	return append(args, ru.lakeArg...)
 }
 
 // waitLakeReady waits for the first ingest to create the catalog.
