@@ -393,8 +393,12 @@ func slotName(source string) string {
 }
 
 // activeSlotError explains a slot held by another process.
+// ErrSlotInUse is wrapped by the error of a start that finds the slot in
+// use by another process.
+var ErrSlotInUse = errors.New("is in use by another process")
+
 func activeSlotError(slot string, pid int32) error {
-	return fmt.Errorf("replication slot %q is in use by another process (pid %d): another cdclake or consumer is reading this source (stop it, or use another --slot)", slot, pid)
+	return fmt.Errorf("replication slot %q %w (pid %d): another cdclake or consumer is reading this source (stop it, or use another --slot)", slot, ErrSlotInUse, pid)
 }
 
 // lock takes a session advisory lock named after the slot, held on the

@@ -31,7 +31,9 @@ func (c *snapshotCommand) Run(ctx context.Context, args []string) error {
 	if o.Source == "" || len(tables) == 0 {
 		return errors.New("--source and at least one --table schema.table are required")
 	}
-	if err := ingest.Check(ctx, o); err != nil && !strings.Contains(err.Error(), "is in use by another process") {
+	check := o
+	check.Tables = tables // the tables reloaded, not the database's others
+	if err := ingest.Check(ctx, check); err != nil && !errors.Is(err, ingest.ErrSlotInUse) {
 		return err // a running ingest holding the slot is expected
 	}
 	cat, _, err := lf.open(ctx)
