@@ -10,7 +10,8 @@
 // Sessions speak the simple query protocol and the extended one (Parse,
 // Bind, Describe, Execute, Sync, Close; parameters in text or the common
 // binary formats; results in text or binary as Bind asks, see encode.go).
-// Cancel requests interrupt the running query. Session statements
+// Cancel requests interrupt the running query. A simple query's text is
+// split into statements (split.go) answered in turn. Session statements
 // (SET, BEGIN, COMMIT, ...) are acknowledged and ignored; everything else
 // goes to the engine, which runs one read-only SELECT at a time. Each
 // result's freshness is sent as a ParameterStatus "cdclake.freshness"

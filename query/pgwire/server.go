@@ -370,30 +370,42 @@ var errCanceled = errors.New("canceling statement due to user request")
 
 func (ss *session) eng() Engine { return ss.srv.eng }
 
+// simpleQuery answers a simple-query message: each of its statements in
+// turn, as PostgreSQL does, until one fails (the rest are not run).
 func (ss *session) simpleQuery(ctx context.Context, sql string) {
 	defer ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	if strings.TrimSpace(strings.Trim(strings.TrimSpace(sql), ";")) == "" {
+	stmts := splitStatements(sql)
+	if len(stmts) == 0 {
 		ss.be.Send(&pgproto3.EmptyQueryResponse{})
 		return
 	}
+	for _, st := range stmts {
+		if err := ss.simpleStatement(ctx, st); err != nil {
+			ss.sendError(err)
+			return
+		}
+	}
+}
+
+// simpleStatement answers one statement of a simple-query message.
+func (ss *session) simpleStatement(ctx context.Context, sql string) error {
 	if tag, ok := sessionCommand(sql); ok {
 		ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
-		return
+		return nil
 	}
 	res, err := ss.run(ctx, sql, nil)
 	if err != nil {
-		ss.sendError(err)
-		return
+		return err
 	}
 	defer res.Release()
 	fields := fieldsOf(columnsOf(res.Schema), nil)
 	ss.be.Send(&pgproto3.RowDescription{Fields: fields})
 	p := &portal{res: res, fields: fields}
 	if err := ss.sendRows(p, 0); err != nil {
-		ss.sendError(err)
-		return
+		return err
 	}
 	ss.complete(res)
+	return nil
 }
 
 // complete ends a result: its freshness as a parameter status, then the
@@ -406,23 +418,54 @@ func (ss *session) complete(res *query.Result) {
 }
 
 // sessionCommand recognizes statements clients send to set up a session
-// (SET, BEGIN, ...): they are acknowledged and ignored, as the endpoint
-// is read-only and has one fixed configuration.
+// (SET, BEGIN, ...) and returns PostgreSQL's command tag for them: they
+// are acknowledged and ignored, as the endpoint is read-only and has one
+// fixed configuration (the session never enters a transaction block).
 func sessionCommand(sql string) (tag string, ok bool) {
-	f := strings.Fields(strings.ToUpper(strings.TrimSpace(sql)))
+	f := strings.Fields(strings.ToUpper(strings.ReplaceAll(skipComments(sql), ";", " ")))
 	if len(f) == 0 {
 		return "", false
 	}
-	word := strings.TrimSuffix(f[0], ";")
-	switch word {
-	case "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "DISCARD", "DEALLOCATE":
-		return word, true
+	switch f[0] {
+	case "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK":
+		return f[0], true
+	case "DISCARD":
+		if len(f) > 1 {
+			return "DISCARD " + f[1], true
+		}
+		return f[0], true
+	case "DEALLOCATE":
+		if len(f) > 1 && f[1] == "ALL" {
+			return "DEALLOCATE ALL", true
+		}
+		return f[0], true
 	case "START":
 		return "START TRANSACTION", true
 	case "END":
 		return "COMMIT", true
+	case "ABORT":
+		return "ROLLBACK", true
 	}
 	return "", false
+}
+
+// skipComments returns sql without its leading blanks and comments.
+func skipComments(sql string) string {
+	for {
+		sql = strings.TrimSpace(sql)
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			if i := strings.IndexByte(sql, '\n'); i >= 0 {
+				sql = sql[i+1:]
+			} else {
+				return ""
+			}
+		case strings.HasPrefix(sql, "/*"):
+			sql = sql[blockCommentEnd(sql, 0):]
+		default:
+			return sql
+		}
+	}
 }
 
 // duckCodes maps DuckDB error types to SQLSTATE codes.
@@ -443,6 +486,8 @@ func (ss *session) sendError(err error) {
 		code = "57014" // query_canceled
 	case errors.Is(err, query.ErrTooLarge):
 		code = "54000" // program_limit_exceeded
+	case errors.Is(err, errMultiple):
+		code = "42601" // syntax_error
 	default:
 		var de *duckdb.Error
 		if errors.As(err, &de) {
