@@ -2,8 +2,9 @@
 // (version 3), so psql, BI tools and PostgreSQL drivers can run SELECTs
 // on the lake.
 //
-// Server accepts connections, refuses TLS and GSS encryption (clients
-// fall back to plain TCP; bind to loopback or tunnel) and, when a password
+// Server accepts connections, speaks and requires TLS when Options.TLS
+// has a certificate (else refuses it: clients fall back to plain TCP;
+// bind to loopback or tunnel), refuses GSS encryption and, when a password
 // is configured (CDCLAKE_TOKEN in cdclake serve), checks it with
 // SCRAM-SHA-256 (scram.go), or in a cleartext password message for
 // clients without SCRAM, compared in constant time.
