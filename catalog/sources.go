@@ -36,6 +36,12 @@ type Source struct {
 	// then starts a new epoch whose positions continue above the lake's,
 	// so that they keep rising for compaction and readers.
 	LSNBase uint64
+	// CaughtUpAt is a time before which every transaction the source
+	// committed is known to be in the lake: the start of the latest
+	// catch-up run that reached the server's WAL end (ingest --catch-up).
+	// It lets the hours of a source that has been quiet since close
+	// without a process watching the source. Zero when unknown.
+	CaughtUpAt time.Time
 }
 
 const sourcesDDL = `CREATE TABLE IF NOT EXISTS cdclake_sources (
@@ -45,7 +51,8 @@ const sourcesDDL = `CREATE TABLE IF NOT EXISTS cdclake_sources (
 	lsn BIGINT NOT NULL,
 	commit_time BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL,
-	lsn_base BIGINT NOT NULL DEFAULT 0
+	lsn_base BIGINT NOT NULL DEFAULT 0,
+	caught_up_at BIGINT NOT NULL DEFAULT 0
 )`
 
 func (c *Catalog) migrate(ctx context.Context) error {
@@ -54,20 +61,26 @@ func (c *Catalog) migrate(ctx context.Context) error {
 			return fmt.Errorf("create catalog tables: %w", err)
 		}
 	}
-	return c.addLSNBase(ctx)
+	for _, col := range []string{"lsn_base", "caught_up_at"} {
+		if err := c.addSourcesColumn(ctx, col); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// addLSNBase adds the lsn_base column to a catalog created before it.
-func (c *Catalog) addLSNBase(ctx context.Context) error {
+// addSourcesColumn adds a BIGINT column (default 0) to a cdclake_sources
+// table created before it.
+func (c *Catalog) addSourcesColumn(ctx context.Context, col string) error {
 	if c.dialect == sqlcat.Postgres {
-		if _, err := c.db.ExecContext(ctx, `ALTER TABLE cdclake_sources ADD COLUMN IF NOT EXISTS lsn_base BIGINT NOT NULL DEFAULT 0`); err != nil {
-			return fmt.Errorf("add lsn_base to cdclake_sources: %w", err)
+		if _, err := c.db.ExecContext(ctx, `ALTER TABLE cdclake_sources ADD COLUMN IF NOT EXISTS `+col+` BIGINT NOT NULL DEFAULT 0`); err != nil {
+			return fmt.Errorf("add %s to cdclake_sources: %w", col, err)
 		}
 		return nil
 	}
 	has := func() (bool, error) {
 		var n int
-		err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('cdclake_sources') WHERE name = 'lsn_base'`).Scan(&n)
+		err := c.db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('cdclake_sources') WHERE name = ?`, col).Scan(&n)
 		return n > 0, err
 	}
 	ok, err := has()
@@ -77,12 +90,12 @@ func (c *Catalog) addLSNBase(ctx context.Context) error {
 	if ok {
 		return nil
 	}
-	if _, err := c.db.ExecContext(ctx, `ALTER TABLE cdclake_sources ADD COLUMN lsn_base BIGINT NOT NULL DEFAULT 0`); err != nil {
+	if _, err := c.db.ExecContext(ctx, `ALTER TABLE cdclake_sources ADD COLUMN `+col+` BIGINT NOT NULL DEFAULT 0`); err != nil {
 		// another process may have added it meanwhile
 		if ok, _ := has(); ok {
 			return nil
 		}
-		return fmt.Errorf("add lsn_base to cdclake_sources: %w", err)
+		return fmt.Errorf("add %s to cdclake_sources: %w", col, err)
 	}
 	return nil
 }
@@ -108,24 +121,24 @@ func (c *Catalog) rebind(q string) string {
 // Source returns the record of the named source.
 func (c *Catalog) Source(ctx context.Context, name string) (Source, error) {
 	var s Source
-	var commit, updated int64
+	var commit, updated, caughtUp int64
 	err := c.db.QueryRowContext(ctx, c.rebind(
-		`SELECT name, slot, publication, lsn, commit_time, updated_at, lsn_base FROM cdclake_sources WHERE name = ?`), name).
-		Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated, &s.LSNBase)
+		`SELECT name, slot, publication, lsn, commit_time, updated_at, lsn_base, caught_up_at FROM cdclake_sources WHERE name = ?`), name).
+		Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated, &s.LSNBase, &caughtUp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, fmt.Errorf("%w: %s", ErrNoSuchSource, name)
 	}
 	if err != nil {
 		return s, fmt.Errorf("read source %s: %w", name, err)
 	}
-	s.CommitTime, s.UpdatedAt = fromMicros(commit), fromMicros(updated)
+	s.CommitTime, s.UpdatedAt, s.CaughtUpAt = fromMicros(commit), fromMicros(updated), fromMicros(caughtUp)
 	return s, nil
 }
 
 // Sources lists every source, ordered by name.
 func (c *Catalog) Sources(ctx context.Context) ([]Source, error) {
 	rows, err := c.db.QueryContext(ctx,
-		`SELECT name, slot, publication, lsn, commit_time, updated_at, lsn_base FROM cdclake_sources ORDER BY name`)
+		`SELECT name, slot, publication, lsn, commit_time, updated_at, lsn_base, caught_up_at FROM cdclake_sources ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list sources: %w", err)
 	}
@@ -133,18 +146,18 @@ func (c *Catalog) Sources(ctx context.Context) ([]Source, error) {
 	var out []Source
 	for rows.Next() {
 		var s Source
-		var commit, updated int64
-		if err := rows.Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated, &s.LSNBase); err != nil {
+		var commit, updated, caughtUp int64
+		if err := rows.Scan(&s.Name, &s.Slot, &s.Publication, &s.LSN, &commit, &updated, &s.LSNBase, &caughtUp); err != nil {
 			return nil, fmt.Errorf("list sources: %w", err)
 		}
-		s.CommitTime, s.UpdatedAt = fromMicros(commit), fromMicros(updated)
+		s.CommitTime, s.UpdatedAt, s.CaughtUpAt = fromMicros(commit), fromMicros(updated), fromMicros(caughtUp)
 		out = append(out, s)
 	}
 	return out, rows.Err()
 }
 
 // PutSource creates or replaces the record of a source, watermark and
-// LSN base included.
+// LSN base included (CaughtUpAt is kept: see SetCaughtUp).
 func (c *Catalog) PutSource(ctx context.Context, s Source) error {
 	_, err := c.db.ExecContext(ctx, c.rebind(`INSERT INTO cdclake_sources
 		(name, slot, publication, lsn, commit_time, updated_at, lsn_base) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -172,6 +185,23 @@ func (c *Catalog) SetWatermark(ctx context.Context, name string, lsn uint64, com
 			return err
 		}
 		return fmt.Errorf("write watermark of %s: would move backwards to %d", name, lsn)
+	}
+	return nil
+}
+
+// SetCaughtUp records that every transaction the source committed before
+// at is in the lake (Source.CaughtUpAt). It never moves the time
+// backwards.
+func (c *Catalog) SetCaughtUp(ctx context.Context, name string, at time.Time) error {
+	res, err := c.db.ExecContext(ctx, c.rebind(`UPDATE cdclake_sources SET caught_up_at = ? WHERE name = ? AND caught_up_at < ?`),
+		toMicros(at), name, toMicros(at))
+	if err != nil {
+		return fmt.Errorf("write caught-up time of %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, err := c.Source(ctx, name); err != nil {
+			return err
+		}
 	}
 	return nil
 }

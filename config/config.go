@@ -86,6 +86,9 @@ type Serve struct {
 	// PGAddr is the PostgreSQL wire protocol address (default
 	// 127.0.0.1:5433).
 	PGAddr string
+	// PGTLSCert and PGTLSKey are PEM files of a certificate (chain) and
+	// its key: with them the PostgreSQL wire protocol requires TLS.
+	PGTLSCert, PGTLSKey string
 }
 
 // KPIs sets where the KPI definitions are read from.

@@ -96,6 +96,8 @@ compaction:
 serve:
   addr: ""
   pg-addr: :5432
+  pg-tls-cert: /etc/cdclake/cert.pem
+  pg-tls-key: /etc/cdclake/key.pem
 kpis:
   dir: /etc/kpis
 checks:
@@ -128,7 +130,7 @@ checks:
 			ChangelogRetention: time.Minute,
 			OrphanAge:          48 * time.Hour,
 		},
-		Serve:  Serve{Addr: "", PGAddr: ":5432"},
+		Serve:  Serve{Addr: "", PGAddr: ":5432", PGTLSCert: "/etc/cdclake/cert.pem", PGTLSKey: "/etc/cdclake/key.pem"},
 		KPIs:   KPIs{Dir: "/etc/kpis"},
 		Checks: Checks{Dir: "checks.d"},
 	}
@@ -224,8 +226,13 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown key, nothing close",
-			data: minimal + "serve:\n  tls: true\n",
-			want: []string{`serve.tls: unknown key (known keys: addr, pg-addr) (line 6)`},
+			data: minimal + "serve:\n  colour: blue\n",
+			want: []string{`serve.colour: unknown key (known keys: addr, pg-addr, pg-tls-cert, pg-tls-key) (line 6)`},
+		},
+		{
+			name: "a TLS certificate without its key",
+			data: minimal + "serve:\n  pg-tls-cert: cert.pem\n",
+			want: []string{`serve.pg-tls-cert: needs serve.pg-tls-key (line 6)`},
 		},
 		{
 			name: "unknown key with odd characters stays on one line",

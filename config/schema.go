@@ -41,6 +41,8 @@ func parse(data []byte, getenv func(string) (string, bool)) (*Config, []error) {
 			d.mapping(p, n, []field{
 				{"addr", func(p string, n *yaml.Node) { c.Serve.Addr = d.addr(p, n) }},
 				{"pg-addr", func(p string, n *yaml.Node) { c.Serve.PGAddr = d.addr(p, n) }},
+				{"pg-tls-cert", func(p string, n *yaml.Node) { c.Serve.PGTLSCert = d.str(p, n) }},
+				{"pg-tls-key", func(p string, n *yaml.Node) { c.Serve.PGTLSKey = d.str(p, n) }},
 			})
 		}},
 		{"kpis", func(p string, n *yaml.Node) {
@@ -269,5 +271,11 @@ func (d *decoder) check(c *Config) {
 	}
 	if c.Serve.Addr != "" && c.Serve.Addr == c.Serve.PGAddr {
 		d.errorf("serve.pg-addr", d.lines["serve.pg-addr"], "is the same address as serve.addr")
+	}
+	if c.Serve.PGTLSCert != "" && c.Serve.PGTLSKey == "" {
+		d.errorf("serve.pg-tls-cert", d.lines["serve.pg-tls-cert"], "needs serve.pg-tls-key")
+	}
+	if c.Serve.PGTLSKey != "" && c.Serve.PGTLSCert == "" {
+		d.errorf("serve.pg-tls-key", d.lines["serve.pg-tls-key"], "needs serve.pg-tls-cert")
 	}
 }

@@ -101,8 +101,9 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 	defer repl.Close(context.Background())
 
 	var target uint64
+	var targetAt time.Time
 	if o.CatchUp {
-		if target, err = src.catchUpTarget(ctx, o.Logger); err != nil {
+		if target, targetAt, err = src.catchUpTarget(ctx, o.Now, o.Logger); err != nil {
 			return err
 		}
 	}
@@ -159,7 +160,10 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 			defer st.bg.Done()
 			pw.once(bgCtx)
 		}()
-		return st.run(ctx)
+		if err := st.run(ctx); err != nil || !st.caughtUp.Load() {
+			return err
+		}
+		return recordCaughtUp(ctx, cat, o, target, targetAt)
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
@@ -498,9 +502,26 @@ func (s *source) publishedNames(ctx context.Context, publication string) ([]tabl
 	return names, nil
 }
 
-// catchUpTarget returns the position a catch-up run streams past: the WAL
-// insert position, which lies past the commit record of every transaction
-// that committed before now, including one committed with
+// recordCaughtUp records in the catalog that every transaction committed
+// before at is in the lake, once the watermark has reached the catch-up
+// target read after at (catchUpTarget).
+func recordCaughtUp(ctx context.Context, cat *catalog.Catalog, o Options, target uint64, at time.Time) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FlushTimeout)
+	defer cancel()
+	rec, err := cat.Source(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	if rec.LSN < target {
+		return nil // stopped before the target was committed: nothing proven
+	}
+	return cat.SetCaughtUp(ctx, o.Name, at)
+}
+
+// catchUpTarget returns the position a catch-up run streams past, and the
+// time read from now just before it: the WAL insert position, which lies
+// past the commit record of every transaction that committed before that
+// time, including one committed with
 // synchronous_commit = off whose record is still in WAL buffers (the write
 // position, pg_current_wal_lsn(), can be before it). A walsender sends only
 // flushed WAL; the WAL writer flushes asynchronous commits within
@@ -508,10 +529,11 @@ func (s *source) publishedNames(ctx context.Context, publication string) ([]tabl
 // end of the WAL, so a small transaction committed here with a local
 // synchronous commit (a logical decoding message, which pgoutput does not
 // send) flushes everything up to past the target.
-func (s *source) catchUpTarget(ctx context.Context, log *slog.Logger) (uint64, error) {
+func (s *source) catchUpTarget(ctx context.Context, now func() time.Time, log *slog.Logger) (uint64, time.Time, error) {
+	at := now()
 	var lsn pglogrepl.LSN
 	if err := s.conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()").Scan(&lsn); err != nil {
-		return 0, fmt.Errorf("read the WAL insert position: %w", err)
+		return 0, time.Time{}, fmt.Errorf("read the WAL insert position: %w", err)
 	}
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = local"); err != nil {
@@ -522,10 +544,10 @@ func (s *source) catchUpTarget(ctx context.Context, log *slog.Logger) (uint64, e
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return 0, time.Time{}, ctx.Err()
 		}
 		// the WAL writer still flushes every commit before the target
 		log.Warn("could not flush the source's WAL for catch-up; it ends once PostgreSQL flushes it", "err", err)
 	}
-	return s.lake(uint64(lsn)), nil
+	return s.lake(uint64(lsn)), at, nil
 }

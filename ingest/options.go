@@ -80,8 +80,10 @@ type Options struct {
 
 	// Now is the clock a copy of existing rows (an initial snapshot or a
 	// reload) reads its start from, which its rows carry as
-	// _cdc_commit_ts (default time.Now; tests set it to play a copy that
-	// started long ago).
+	// _cdc_commit_ts, and the one a catch-up reads the time it proves the
+	// lake complete through (catalog.Source.CaughtUpAt) from (default
+	// time.Now; tests set it to play a copy that started long ago, or a
+	// catch-up hours after the last commit).
 	Now func() time.Time
 
 	Hooks  Hooks

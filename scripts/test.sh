@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what a fresh machine lacks
-# (PostgreSQL server binaries, Chromium, the versitygw S3 server, Go
-# modules), then
+# (PostgreSQL server binaries, Chromium, Debian's psycopg2, the versitygw
+# S3 server, Go modules), then
 # runs every test, integration tests against real servers included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,12 @@ if ! command -v chromium >/dev/null 2>&1 && [ -z "${CDCLAKE_CHROMIUM:-}" ]; then
   echo "test.sh: installing Chromium (the dashboard tests drive it)"
   sudo_if_needed apt-get update -q
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+
+if ! /usr/bin/python3 -c 'import psycopg2' >/dev/null 2>&1; then
+  echo "test.sh: installing python3-psycopg2 (the pgwire tests drive it)"
+  sudo_if_needed apt-get update -q
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-psycopg2
 fi
 
 gobin="$(go env GOPATH)/bin"

@@ -11,8 +11,10 @@ import (
 // A source is complete through time T when every transaction it committed
 // before T is in the lake: T is the watermark's commit time (the commit
 // time of the last transaction at or below the watermark LSN), or later
-// when the process running the source reports it caught up (an idle
-// source commits nothing, so its watermark's commit time stands still).
+// when the process running the source reports it caught up, or when a
+// catch-up run (ingest --catch-up) recorded in the catalog that it reached
+// the server's WAL end (catalog.Source.CaughtUpAt): an idle source commits
+// nothing, so its watermark's commit time stands still.
 //
 // A table is complete through its source's time, but no later than the
 // start of a copy of its existing rows in progress (an initial snapshot
@@ -30,8 +32,10 @@ import (
 // is in the lake, the zero time when unknown.
 func CompleteThrough(src catalog.Source, st SourceStatus) time.Time {
 	t := src.CommitTime
-	if st.CaughtUpAt.After(t) {
-		t = st.CaughtUpAt
+	for _, c := range []time.Time{src.CaughtUpAt, st.CaughtUpAt} {
+		if c.After(t) {
+			t = c
+		}
 	}
 	return t.UTC()
 }

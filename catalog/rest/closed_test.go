@@ -14,21 +14,25 @@ func TestClosed(t *testing.T) {
 		name     string
 		commit   time.Time // watermark commit time
 		caughtUp time.Time // from SourceStatus
+		catchUp  time.Time // recorded by a catch-up run (Source.CaughtUpAt)
 		closed   bool
 	}{
-		{"nothing known", time.Time{}, time.Time{}, false},
-		{"watermark inside the hour", hour.Add(30 * time.Minute), time.Time{}, false},
-		{"watermark at the hour's end", hour.Add(time.Hour), time.Time{}, false},
-		{"watermark inside the grace", hour.Add(time.Hour + grace - time.Second), time.Time{}, false},
-		{"watermark at end plus grace", hour.Add(time.Hour + grace), time.Time{}, true},
-		{"watermark past it", hour.Add(3 * time.Hour), time.Time{}, true},
-		{"idle, caught up inside the grace", hour.Add(10 * time.Minute), hour.Add(time.Hour + time.Minute), false},
-		{"idle, caught up past the grace", hour.Add(10 * time.Minute), hour.Add(time.Hour + 6*time.Minute), true},
-		{"caught up earlier than the watermark", hour.Add(2 * time.Hour), hour, true},
+		{"nothing known", time.Time{}, time.Time{}, time.Time{}, false},
+		{"watermark inside the hour", hour.Add(30 * time.Minute), time.Time{}, time.Time{}, false},
+		{"watermark at the hour's end", hour.Add(time.Hour), time.Time{}, time.Time{}, false},
+		{"watermark inside the grace", hour.Add(time.Hour + grace - time.Second), time.Time{}, time.Time{}, false},
+		{"watermark at end plus grace", hour.Add(time.Hour + grace), time.Time{}, time.Time{}, true},
+		{"watermark past it", hour.Add(3 * time.Hour), time.Time{}, time.Time{}, true},
+		{"idle, caught up inside the grace", hour.Add(10 * time.Minute), hour.Add(time.Hour + time.Minute), time.Time{}, false},
+		{"idle, caught up past the grace", hour.Add(10 * time.Minute), hour.Add(time.Hour + 6*time.Minute), time.Time{}, true},
+		{"caught up earlier than the watermark", hour.Add(2 * time.Hour), hour, time.Time{}, true},
+		{"idle, a catch-up inside the grace", hour.Add(10 * time.Minute), time.Time{}, hour.Add(time.Hour + time.Minute), false},
+		{"idle, a catch-up past the grace", hour.Add(10 * time.Minute), time.Time{}, hour.Add(time.Hour + 6*time.Minute), true},
+		{"a catch-up later than the status", hour.Add(10 * time.Minute), hour.Add(time.Hour), hour.Add(2 * time.Hour), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			complete := CompleteThrough(catalog.Source{CommitTime: c.commit}, SourceStatus{CaughtUpAt: c.caughtUp})
+			complete := CompleteThrough(catalog.Source{CommitTime: c.commit, CaughtUpAt: c.catchUp}, SourceStatus{CaughtUpAt: c.caughtUp})
 			if got := Closed(hour, complete, grace); got != c.closed {
 				t.Errorf("Closed = %v, want %v (complete through %v)", got, c.closed, complete)
 			}

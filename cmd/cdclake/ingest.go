@@ -8,12 +8,17 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/cdclake/cdclake/ingest"
 )
 
 // ingestCommand streams one PostgreSQL database into the lake.
 type ingestCommand struct{}
+
+// ingestClock, when set, is ingest's clock (ingest.Options.Now); tests
+// move it.
+var ingestClock func() time.Time
 
 func init() { commands["ingest"] = func() command { return &ingestCommand{} } }
 
@@ -67,6 +72,7 @@ func (c *ingestCommand) Run(ctx context.Context, args []string) error {
 	}
 	defer cat.Close()
 	setMemoryLimit(o.MemoryBudget)
+	o.Now = ingestClock
 	return ingest.Run(ctx, cat, o)
 }
 

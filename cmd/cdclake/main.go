@@ -35,7 +35,7 @@ Usage:
   cdclake snapshot  --source PGURL --table schema.table [...]
   cdclake compact   [--lake URL] [--catalog URL] [--table src.schema.table]
   cdclake query     [--lake URL] [--catalog URL] [--format table|csv|json] SQL
-  cdclake serve     [--lake URL] [--catalog URL] [--addr ADDR] [--pg-addr ADDR]
+  cdclake serve     [--lake URL] [--catalog URL] [--addr ADDR] [--pg-addr ADDR] [--pg-tls-cert FILE --pg-tls-key FILE]
   cdclake status    [--lake URL] [--catalog URL]
   cdclake bench     stream|big-transaction|snapshot|query|freshness|compact|metadata|all
   cdclake version

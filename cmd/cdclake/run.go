@@ -81,6 +81,9 @@ func (c *runCommand) Run(ctx context.Context, args []string) error {
 		if cfg.Catalog != "" {
 			args = append(args, "--catalog", cfg.Catalog)
 		}
+		if cfg.Serve.PGTLSCert != "" {
+			args = append(args, "--pg-tls-cert", cfg.Serve.PGTLSCert, "--pg-tls-key", cfg.Serve.PGTLSKey)
+		}
 		g.Go(func() error { return (&serveCommand{status: sampler.status}).Run(gctx, args) })
 	}
 	log.Info("running", "sources", len(sources), "compaction_interval", cfg.Compaction.Interval, "http", cfg.Serve.Addr, "pg", cfg.Serve.PGAddr)

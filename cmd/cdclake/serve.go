@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -67,6 +68,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	qf.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "HTTP listen address")
 	pgAddr := fs.String("pg-addr", "127.0.0.1:5433", `PostgreSQL wire protocol listen address ("" disables it)`)
+	pgCert := fs.String("pg-tls-cert", "", "PEM certificate (chain) for TLS on the PostgreSQL wire protocol; with --pg-tls-key, clients must use TLS (sslmode=require or verify-full)")
+	pgKey := fs.String("pg-tls-key", "", "PEM private key of --pg-tls-cert")
 	kpiDir := fs.String("kpis", "./kpis", `folder of KPI .sql files ("" disables KPIs)`)
 	checksDir := fs.String("checks", "./checks", `folder of check .sql files ("" disables checks)`)
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +77,16 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if (*pgCert == "") != (*pgKey == "") {
+		return errors.New("--pg-tls-cert and --pg-tls-key go together")
+	}
+	var pgTLS *tls.Config
+	if *pgCert != "" {
+		var err error
+		if pgTLS, err = pgwire.LoadTLS(*pgCert, *pgKey); err != nil {
+			return err
+		}
 	}
 	log := slog.Default().With("component", "serve")
 	token := os.Getenv(tokenEnv)
@@ -127,7 +140,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return srv.Shutdown(sctx)
 	})
 	if *pgAddr != "" {
-		pg := pgwire.New(eng, pgwire.Options{Addr: *pgAddr, Password: token})
+		pg := pgwire.New(eng, pgwire.Options{Addr: *pgAddr, Password: token, TLS: pgTLS})
 		g.Go(func() error { return pg.Run(gctx) })
 	}
 	if runner != nil {

@@ -40,7 +40,12 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := func() time.Time { return src.CommitTime.Add(90 * time.Second) }
+	// the catch-up proved the lake complete through its start, a little
+	// after the last commit: the lag counts from there
+	if !src.CaughtUpAt.After(src.CommitTime) {
+		t.Fatalf("caught up at %v, want after the last commit at %v", src.CaughtUpAt, src.CommitTime)
+	}
+	now := func() time.Time { return src.CaughtUpAt.Add(90 * time.Second) }
 
 	t.Run("text", func(t *testing.T) {
 		var out bytes.Buffer

@@ -2,8 +2,8 @@ package pgwire
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -17,7 +17,7 @@ import (
 // the Sync ends an unnamed one).
 
 func (st *statement) empty() bool {
-	return strings.TrimSpace(strings.Trim(strings.TrimSpace(st.sql), ";")) == ""
+	return len(splitStatements(st.sql)) == 0
 }
 
 func (ss *session) fail(err error) {
@@ -25,7 +25,14 @@ func (ss *session) fail(err error) {
 	ss.failed = true
 }
 
+// errMultiple: a prepared statement holds one statement only.
+var errMultiple = errors.New("cannot insert multiple commands into a prepared statement")
+
 func (ss *session) parse(m *pgproto3.Parse) {
+	if len(splitStatements(m.Query)) > 1 {
+		ss.fail(errMultiple)
+		return
+	}
 	ss.stmts[m.Name] = &statement{sql: m.Query, params: append([]uint32{}, m.ParameterOIDs...)}
 	ss.be.Send(&pgproto3.ParseComplete{})
 }

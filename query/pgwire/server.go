@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,7 +41,13 @@ type Options struct {
 	// Cleartext asks for the password in a cleartext password message
 	// instead, for clients without SCRAM (use it over loopback or a tunnel).
 	Cleartext bool
-	Logger    *slog.Logger
+	// TLS, when set, is offered to clients that ask for it (libpq's
+	// sslmode=prefer, require, verify-ca, verify-full), and required: a
+	// client that starts without it is refused (28000), so queries,
+	// results and the password exchange never travel in the clear. Nil:
+	// no TLS, SSL requests are answered "N".
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Server answers PostgreSQL clients (psql, BI tools, drivers) with
@@ -86,7 +93,7 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves connections from ln until ctx is cancelled, then closes
 // ln and every connection.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.log.Info("serving postgres wire protocol", "addr", ln.Addr().String(), "password", s.o.Password != "")
+	s.log.Info("serving postgres wire protocol", "addr", ln.Addr().String(), "password", s.o.Password != "", "tls", s.o.TLS != nil)
 	var wg sync.WaitGroup
 	conns := map[net.Conn]bool{}
 	var mu sync.Mutex
@@ -138,6 +145,7 @@ type session struct {
 	stmts   map[string]*statement
 	portals map[string]*portal
 	failed  bool // an extended-protocol error: skip until Sync
+	tls     bool // the connection is encrypted
 }
 
 type statement struct {
@@ -156,9 +164,9 @@ type portal struct {
 }
 
 func (s *Server) handle(ctx context.Context, c net.Conn) {
-	ss := &session{srv: s, conn: c, be: pgproto3.NewBackend(c, c), log: s.log.With("client", c.RemoteAddr().String()),
+	ss := &session{srv: s, log: s.log.With("client", c.RemoteAddr().String()),
 		stmts: map[string]*statement{}, portals: map[string]*portal{}}
-	ss.be.SetMaxBodyLen(16 << 20)
+	ss.setConn(c)
 	if err := ss.startup(); err != nil {
 		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, errDone) {
 			ss.log.Debug("startup", "err", err)
@@ -180,18 +188,43 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 
 var errDone = errors.New("connection done")
 
-// startup negotiates: refuses TLS and GSS encryption, answers cancel
-// requests, checks the password.
+// setConn makes c the session's connection.
+func (ss *session) setConn(c net.Conn) {
+	ss.conn, ss.be = c, pgproto3.NewBackend(c, c)
+	ss.be.SetMaxBodyLen(16 << 20)
+}
+
+// startup negotiates: TLS when configured (else refused), no GSS
+// encryption, answers cancel requests, checks the password.
 func (ss *session) startup() error {
-	ss.conn.SetDeadline(time.Now().Add(30 * time.Second))
-	defer ss.conn.SetDeadline(time.Time{})
+	raw := ss.conn
+	raw.SetDeadline(time.Now().Add(30 * time.Second))
+	defer raw.SetDeadline(time.Time{})
 	for {
 		msg, err := ss.be.ReceiveStartupMessage()
 		if err != nil {
 			return err
 		}
 		switch m := msg.(type) {
-		case *pgproto3.SSLRequest, *pgproto3.GSSEncRequest:
+		case *pgproto3.SSLRequest:
+			cfg := ss.srv.o.TLS
+			if cfg == nil || ss.tls {
+				if _, err := ss.conn.Write([]byte("N")); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := ss.conn.Write([]byte("S")); err != nil {
+				return err
+			}
+			tc := tls.Server(ss.conn, cfg)
+			if err := tc.Handshake(); err != nil {
+				return fmt.Errorf("tls handshake: %w", err)
+			}
+			ss.setConn(tc)
+			ss.tls = true
+			continue
+		case *pgproto3.GSSEncRequest:
 			if _, err := ss.conn.Write([]byte("N")); err != nil {
 				return err
 			}
@@ -200,6 +233,13 @@ func (ss *session) startup() error {
 			ss.srv.cancel(m.ProcessID, m.SecretKey)
 			return errDone
 		case *pgproto3.StartupMessage:
+			if ss.srv.o.TLS != nil && !ss.tls {
+				ss.log.Info("refused a connection without TLS")
+				ss.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", Code: "28000",
+					Message: "this server requires TLS: connect with sslmode=require (or verify-full)"})
+				ss.be.Flush()
+				return errDone
+			}
 			return ss.accept(m.Parameters)
 		default:
 			return fmt.Errorf("unexpected startup message %T", msg)
@@ -370,30 +410,42 @@ var errCanceled = errors.New("canceling statement due to user request")
 
 func (ss *session) eng() Engine { return ss.srv.eng }
 
+// simpleQuery answers a simple-query message: each of its statements in
+// turn, as PostgreSQL does, until one fails (the rest are not run).
 func (ss *session) simpleQuery(ctx context.Context, sql string) {
 	defer ss.be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	if strings.TrimSpace(strings.Trim(strings.TrimSpace(sql), ";")) == "" {
+	stmts := splitStatements(sql)
+	if len(stmts) == 0 {
 		ss.be.Send(&pgproto3.EmptyQueryResponse{})
 		return
 	}
+	for _, st := range stmts {
+		if err := ss.simpleStatement(ctx, st); err != nil {
+			ss.sendError(err)
+			return
+		}
+	}
+}
+
+// simpleStatement answers one statement of a simple-query message.
+func (ss *session) simpleStatement(ctx context.Context, sql string) error {
 	if tag, ok := sessionCommand(sql); ok {
 		ss.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
-		return
+		return nil
 	}
 	res, err := ss.run(ctx, sql, nil)
 	if err != nil {
-		ss.sendError(err)
-		return
+		return err
 	}
 	defer res.Release()
 	fields := fieldsOf(columnsOf(res.Schema), nil)
 	ss.be.Send(&pgproto3.RowDescription{Fields: fields})
 	p := &portal{res: res, fields: fields}
 	if err := ss.sendRows(p, 0); err != nil {
-		ss.sendError(err)
-		return
+		return err
 	}
 	ss.complete(res)
+	return nil
 }
 
 // complete ends a result: its freshness as a parameter status, then the
@@ -406,23 +458,54 @@ func (ss *session) complete(res *query.Result) {
 }
 
 // sessionCommand recognizes statements clients send to set up a session
-// (SET, BEGIN, ...): they are acknowledged and ignored, as the endpoint
-// is read-only and has one fixed configuration.
+// (SET, BEGIN, ...) and returns PostgreSQL's command tag for them: they
+// are acknowledged and ignored, as the endpoint is read-only and has one
+// fixed configuration (the session never enters a transaction block).
 func sessionCommand(sql string) (tag string, ok bool) {
-	f := strings.Fields(strings.ToUpper(strings.TrimSpace(sql)))
+	f := strings.Fields(strings.ToUpper(strings.ReplaceAll(skipComments(sql), ";", " ")))
 	if len(f) == 0 {
 		return "", false
 	}
-	word := strings.TrimSuffix(f[0], ";")
-	switch word {
-	case "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK", "DISCARD", "DEALLOCATE":
-		return word, true
+	switch f[0] {
+	case "SET", "RESET", "BEGIN", "COMMIT", "ROLLBACK":
+		return f[0], true
+	case "DISCARD":
+		if len(f) > 1 {
+			return "DISCARD " + f[1], true
+		}
+		return f[0], true
+	case "DEALLOCATE":
+		if len(f) > 1 && f[1] == "ALL" {
+			return "DEALLOCATE ALL", true
+		}
+		return f[0], true
 	case "START":
 		return "START TRANSACTION", true
 	case "END":
 		return "COMMIT", true
+	case "ABORT":
+		return "ROLLBACK", true
 	}
 	return "", false
+}
+
+// skipComments returns sql without its leading blanks and comments.
+func skipComments(sql string) string {
+	for {
+		sql = strings.TrimSpace(sql)
+		switch {
+		case strings.HasPrefix(sql, "--"):
+			if i := strings.IndexByte(sql, '\n'); i >= 0 {
+				sql = sql[i+1:]
+			} else {
+				return ""
+			}
+		case strings.HasPrefix(sql, "/*"):
+			sql = sql[blockCommentEnd(sql, 0):]
+		default:
+			return sql
+		}
+	}
 }
 
 // duckCodes maps DuckDB error types to SQLSTATE codes.
@@ -443,6 +526,8 @@ func (ss *session) sendError(err error) {
 		code = "57014" // query_canceled
 	case errors.Is(err, query.ErrTooLarge):
 		code = "54000" // program_limit_exceeded
+	case errors.Is(err, errMultiple):
+		code = "42601" // syntax_error
 	default:
 		var de *duckdb.Error
 		if errors.As(err, &de) {
@@ -453,4 +538,14 @@ func (ss *session) sendError(err error) {
 		}
 	}
 	ss.be.Send(&pgproto3.ErrorResponse{Severity: "ERROR", Code: code, Message: err.Error()})
+}
+
+// LoadTLS returns a server TLS configuration (TLS 1.2 or later) with the
+// certificate chain and key of two PEM files, for Options.TLS.
+func LoadTLS(certFile, keyFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load tls certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
