@@ -89,11 +89,13 @@ func TestSourcesCTE(t *testing.T) {
 	got := sourcesCTE([]catalog.Source{
 		{Name: "it's", LSN: 42, CommitTime: now.Add(-90 * time.Second), UpdatedAt: now.Add(-time.Second)},
 		{Name: "new", LSN: 7},
+		{Name: "quiet", LSN: 9, CommitTime: now.Add(-10 * time.Hour), CaughtUpAt: now.Add(-60 * time.Second)}, // a nightly catch-up's proof
 	}, now)
 	for _, want := range []string{
 		"cdclake_sources AS (SELECT 'it''s'::VARCHAR AS source, 42::UBIGINT AS watermark_lsn, '2026-03-01T09:58:30Z'::TIMESTAMPTZ AS commit_time",
 		"'2026-03-01T09:58:30Z'::TIMESTAMPTZ AS complete_through, 90::DOUBLE AS lag_seconds UNION ALL SELECT 'new'::VARCHAR",
-		"NULL::TIMESTAMPTZ AS commit_time, NULL::TIMESTAMPTZ AS updated_at, NULL::TIMESTAMPTZ AS complete_through, NULL::DOUBLE AS lag_seconds)",
+		"NULL::TIMESTAMPTZ AS commit_time, NULL::TIMESTAMPTZ AS updated_at, NULL::TIMESTAMPTZ AS complete_through, NULL::DOUBLE AS lag_seconds UNION ALL",
+		"'2026-03-01T09:59:00Z'::TIMESTAMPTZ AS complete_through, 60::DOUBLE AS lag_seconds)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("sourcesCTE =\n%s\nlacks %s", got, want)

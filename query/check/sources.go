@@ -19,7 +19,8 @@ import (
 //	complete_through TIMESTAMPTZ  every transaction committed before it is
 //	                 in the lake: commit_time, or before the source's first
 //	                 streamed transaction the time its slot was recorded
-//	                 (the initial copy holds everything committed before)
+//	                 (the initial copy holds everything committed before);
+//	                 later, when a catch-up proved it, the time it started
 //	lag_seconds    DOUBLE       now - complete_through
 //
 // The runner defines it from the catalog as the check runs, as a common
@@ -44,6 +45,9 @@ func sourcesCTE(srcs []catalog.Source, now time.Time) string {
 		complete := s.CommitTime
 		if complete.IsZero() {
 			complete = s.UpdatedAt
+		}
+		if s.CaughtUpAt.After(complete) { // a catch-up found nothing newer
+			complete = s.CaughtUpAt
 		}
 		lag := "NULL::DOUBLE"
 		if !complete.IsZero() {
