@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -15,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"gocloud.dev/gcerrors"
 
 	"github.com/cdclake/cdclake/catalog"
 )
@@ -335,13 +336,14 @@ func earlier(a, b time.Time) time.Time {
 // times the lake's storage gives its files.
 const writeClockSkew = time.Minute
 
-// gone reports whether err is about a file that no longer exists, as
-// when a concurrent expiry deleted the manifests of a snapshot being read.
+// gone reports, by its type, whether err is about a file that no longer
+// exists, as when a concurrent expiry deleted the manifests of a snapshot
+// being read. iceberg-go's file IO turns a missing file at open into
+// fs.ErrNotExist, but a read of a file opened before it was deleted
+// returns gocloud's error (NotFound) or, beneath it, S3's.
 func gone(err error) bool {
-	if errors.Is(err, fs.ErrNotExist) {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "no such file") || strings.Contains(msg, "nosuchkey") ||
-		strings.Contains(msg, "code=notfound")
+	var noKey *types.NoSuchKey
+	var notFound *types.NotFound
+	return errors.Is(err, fs.ErrNotExist) || gcerrors.Code(err) == gcerrors.NotFound ||
+		errors.As(err, &noKey) || errors.As(err, &notFound)
 }

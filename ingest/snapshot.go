@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -388,7 +389,7 @@ func copyChunk(ctx context.Context, conn *pgx.Conn, t *snapTable, cc *chunkCopy,
 	if cc.last != math.MaxUint32 {
 		where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", cc.last)
 	}
-	sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", joinComma(cols), cc.from, where)
+	sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", strings.Join(cols, ", "), cc.from, where)
 	cw := &copyWriter{ctx: ctx, rel: t.rel, out: cc.recs, seq: cc.seqStart, lsn: lsn, ts: ts,
 		b: array.NewRecordBuilder(memory.DefaultAllocator, t.schema)}
 	defer cw.b.Release()
@@ -424,17 +425,6 @@ func writeChunk(ctx context.Context, t *snapTable, cc *chunkCopy) (chunkDone, er
 	return done, nil
 }
 
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
-}
-
 // copyWriter receives COPY text rows and builds Arrow records.
 type copyWriter struct {
 	ctx     context.Context
@@ -460,7 +450,7 @@ func (w *copyWriter) Write(p []byte) (int, error) {
 		p = w.partial
 	}
 	for {
-		i := indexNewline(p)
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.partial = append(w.partial[:0], p...)
 			return n, nil
@@ -474,15 +464,6 @@ func (w *copyWriter) Write(p []byte) (int, error) {
 			return n, nil
 		}
 	}
-}
-
-func indexNewline(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 func (w *copyWriter) row(line []byte) error {
