@@ -11,6 +11,7 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/changegen"
 	"github.com/cdclake/cdclake/internal/procstat"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // backlogLake writes a changelog of keys inserts then changes updates and
@@ -28,7 +29,7 @@ func backlogLake(t testing.TB, keys, changes int64) (*catalog.Catalog, TableRef)
 	ref := TableRef{"bench", "public", "orders"}
 	g := changegen.New(7, keys+1)
 	g.PerCommit = 10_000
-	cl, err := g.CreateChangelog(ctx, cat, ChangelogIdent(ref.Source, ref.Schema, ref.Name))
+	cl, err := g.CreateChangelog(ctx, cat, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func backlogLake(t testing.TB, keys, changes int64) (*catalog.Catalog, TableRef)
 func TestCompactBacklogInSlices(t *testing.T) {
 	const keys, changes, maxRows = 10_000, 200_000, 10_000
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cols := []string{"id", "customer_id", "status", "amount", "created_at", "note", ColLSN}
+	cols := []string{"id", "customer_id", "status", "amount", "created_at", "note", lakeformat.ColLSN}
 	ctx := context.Background()
 
 	run := func(max int64) (Result, []string) {

@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // mergeHour rewrites the small files of one changelog hour as larger
@@ -25,7 +26,7 @@ import (
 // do not change. Ingest appends meanwhile; a lost commit is staged again
 // on the new state, the files already written are kept.
 func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *Result) error {
-	ident := ChangelogIdent(ref.Source, ref.Schema, ref.Name)
+	ident := lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name)
 	tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
 	if err != nil {
 		return fmt.Errorf("load changelog of %s: %w", ref, err)
@@ -75,7 +76,7 @@ func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *R
 	}
 	for attempt := 0; ; attempt++ {
 		tx := tbl.NewTransaction()
-		rw := tx.NewRewrite(iceberg.Properties{PropSourceLSN: tbl.Properties()[PropSourceLSN]})
+		rw := tx.NewRewrite(iceberg.Properties{lakeformat.PropSourceLSN: tbl.Properties()[lakeformat.PropSourceLSN]})
 		for _, t := range old {
 			rw.DeleteFile(t.File)
 		}

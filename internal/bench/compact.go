@@ -18,9 +18,9 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/compact"
-	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/changegen"
 	"github.com/cdclake/cdclake/internal/procstat"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // CompactOptions size the compaction benchmark. Zero values mean the
@@ -101,7 +101,7 @@ func Compaction(ctx context.Context, o CompactOptions) ([]CompactResult, error) 
 	defer done()
 	ref := compact.TableRef{Source: "bench", Schema: "public", Name: "orders"}
 	g := changegen.New(1, o.Rows+1)
-	cl, err := g.CreateChangelog(ctx, cat, compact.ChangelogIdent(ref.Source, ref.Schema, ref.Name))
+	cl, err := g.CreateChangelog(ctx, cat, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func Compaction(ctx context.Context, o CompactOptions) ([]CompactResult, error) 
 	live := o.Rows // keys 1..next-1, minus deletes (approximately: deletes may repeat)
 	for _, sc := range o.Scenarios {
 		name := fmt.Sprintf("%s rows + %s", count(o.Rows), sc)
-		sn, err := cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+		sn, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +165,7 @@ func Compaction(ctx context.Context, o CompactOptions) ([]CompactResult, error) 
 		}
 		to := sourceLSN(cl)
 		var changeFiles []string
-		ctasks, err := cl.Scan(table.WithRowFilter(iceberg.GreaterThanEqual(iceberg.Reference(ingest.ColLSN), int64(from)))).PlanFiles(ctx)
+		ctasks, err := cl.Scan(table.WithRowFilter(iceberg.GreaterThanEqual(iceberg.Reference(lakeformat.ColLSN), int64(from)))).PlanFiles(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -223,7 +223,7 @@ func measure(f func() (compact.Result, error)) (CompactResult, error) {
 // tableSize counts the rows and bytes of a snapshot table from its
 // metadata.
 func tableSize(ctx context.Context, cat *catalog.Catalog, ref compact.TableRef) (rows, bytes int64, err error) {
-	sn, err := cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+	sn, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -236,7 +236,7 @@ func tableSize(ctx context.Context, cat *catalog.Catalog, ref compact.TableRef) 
 
 // sourceLSN returns the source LSN a table's data is complete up to.
 func sourceLSN(tbl *table.Table) uint64 {
-	v, _ := strconv.ParseUint(tbl.Properties()[ingest.PropSourceLSN], 10, 64)
+	v, _ := strconv.ParseUint(tbl.Properties()[lakeformat.PropSourceLSN], 10, 64)
 	return v
 }
 

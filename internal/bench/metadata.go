@@ -18,6 +18,7 @@ import (
 	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/changegen"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // MetadataOptions size the metadata growth benchmark. Zero values
@@ -72,7 +73,7 @@ func Metadata(ctx context.Context, o MetadataOptions) ([]MetadataPoint, error) {
 	}
 	defer done()
 	ref := compact.TableRef{Source: "bench", Schema: "public", Name: "orders"}
-	ident := compact.ChangelogIdent(ref.Source, ref.Schema, ref.Name)
+	ident := lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name)
 	g := changegen.New(1, 1)
 	tbl, err := g.CreateChangelog(ctx, cat, ident)
 	if err != nil {
@@ -101,9 +102,9 @@ func Metadata(ctx context.Context, o MetadataOptions) ([]MetadataPoint, error) {
 		for attempt := 0; ; attempt++ {
 			base := tbl
 			tx := tbl.NewTransaction()
-			err = tx.AppendTable(ctx, at, int64(o.RowsPerFlush), iceberg.Properties{ingest.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
+			err = tx.AppendTable(ctx, at, int64(o.RowsPerFlush), iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
 			if err == nil {
-				err = tx.SetProperties(iceberg.Properties{ingest.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
+				err = tx.SetProperties(iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
 			}
 			if err == nil {
 				tbl, err = tx.Commit(ctx)

@@ -24,7 +24,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Columns are the orders table's columns, key first.
@@ -38,12 +38,12 @@ var Schema = arrow.NewSchema([]arrow.Field{
 	{Name: "amount", Type: &arrow.Decimal128Type{Precision: 12, Scale: 2}, Nullable: true},
 	{Name: "created_at", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
 	{Name: "note", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: ingest.ColOp, Type: arrow.BinaryTypes.String},
-	{Name: ingest.ColLSN, Type: arrow.PrimitiveTypes.Int64},
-	{Name: ingest.ColSeq, Type: arrow.PrimitiveTypes.Int64},
-	{Name: ingest.ColXID, Type: arrow.PrimitiveTypes.Int64},
-	{Name: ingest.ColCommitTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
-	{Name: ingest.ColUnchanged, Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+	{Name: lakeformat.ColOp, Type: arrow.BinaryTypes.String},
+	{Name: lakeformat.ColLSN, Type: arrow.PrimitiveTypes.Int64},
+	{Name: lakeformat.ColSeq, Type: arrow.PrimitiveTypes.Int64},
+	{Name: lakeformat.ColXID, Type: arrow.PrimitiveTypes.Int64},
+	{Name: lakeformat.ColCommitTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+	{Name: lakeformat.ColUnchanged, Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
 }, nil)
 
 // Gen generates changelog rows: its random source, the LSN and commit
@@ -72,11 +72,11 @@ func (g *Gen) CreateChangelog(ctx context.Context, cat *catalog.Catalog, ident t
 	if err != nil {
 		return nil, err
 	}
-	ts, _ := sc.FindFieldByName(ingest.ColCommitTS)
+	ts, _ := sc.FindFieldByName(lakeformat.ColCommitTS)
 	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{ts.ID}, FieldID: 1000,
-		Name: ingest.ColCommitTS + "_hour", Transform: iceberg.HourTransform{}})
+		Name: lakeformat.ColCommitTS + "_hour", Transform: iceberg.HourTransform{}})
 	keys, _ := json.Marshal([]string{"id"})
-	props := iceberg.Properties{ingest.PropPrimaryKey: string(keys), // as ingest's changelogProps (ingest/sink.go)
+	props := iceberg.Properties{lakeformat.PropPrimaryKey: string(keys), // as ingest's changelogProps (ingest/sink.go)
 		"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "10",
 		"write.metadata.delete-after-commit.enabled": "true", "write.metadata.previous-versions-max": "10",
 		"write.parquet.compression-codec": "zstd", "format-version": "2"}
@@ -177,7 +177,7 @@ func (g *Gen) Append(ctx context.Context, tbl *table.Table, n int64, add func(b 
 		tx := tbl.NewTransaction()
 		err := tx.AppendTable(ctx, at, 128<<10, nil)
 		if err == nil {
-			err = tx.SetProperties(iceberg.Properties{ingest.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
+			err = tx.SetProperties(iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
 		}
 		if err == nil {
 			tbl, err = tx.Commit(ctx)
