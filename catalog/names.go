@@ -18,7 +18,8 @@ import (
 //     location from it.
 //
 // A changelog's identifier is {IdentPart(source), IdentPart(schema),
-// IdentPart(table + "__changes")}; readers cut the suffix before NamePart.
+// IdentPart(table + "__changes")} (lakeformat.ChangelogIdent); readers cut
+// the suffix before NamePart.
 
 // IdentPart encodes a PostgreSQL name as one level of an Iceberg identifier:
 // "%", "/" and control characters become %XX (upper-case hex), and the names

@@ -10,7 +10,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // backlogCut returns the end of the oldest slice of a plan's changes that
@@ -39,10 +39,10 @@ func backlogCut(ctx context.Context, cl *table.Table, p Plan, maxRows int64) (ui
 		}
 	}
 	filter := iceberg.NewAnd(
-		iceberg.GreaterThanEqual(iceberg.Reference(ingest.ColLSN), int64(p.From)),
-		iceberg.LessThan(iceberg.Reference(ingest.ColLSN), int64(bound)))
+		iceberg.GreaterThanEqual(iceberg.Reference(lakeformat.ColLSN), int64(p.From)),
+		iceberg.LessThan(iceberg.Reference(lakeformat.ColLSN), int64(bound)))
 	_, it, err := cl.Scan(table.WithSnapshotID(p.ChangelogSnapshotID), table.WithRowFilter(filter),
-		table.WithSelectedFields(ingest.ColLSN)).ToArrowRecords(ctx)
+		table.WithSelectedFields(lakeformat.ColLSN)).ToArrowRecords(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -56,7 +56,7 @@ func backlogCut(ctx context.Context, cl *table.Table, p Plan, maxRows int64) (ui
 		col, ok := rec.Column(0).(*array.Int64)
 		if !ok {
 			rec.Release()
-			return 0, fmt.Errorf("changelog column %s is %s, want int64", ingest.ColLSN, rec.Column(0).DataType())
+			return 0, fmt.Errorf("changelog column %s is %s, want int64", lakeformat.ColLSN, rec.Column(0).DataType())
 		}
 		for _, v := range col.Int64Values() {
 			n++

@@ -4,10 +4,14 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math/rand"
+	"runtime"
+	"runtime/debug"
 	"testing"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/internal/changegen"
+	"github.com/cdclake/cdclake/internal/procstat"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // backlogLake writes a changelog of keys inserts then changes updates and
@@ -17,26 +21,27 @@ import (
 func backlogLake(t testing.TB, keys, changes int64) (*catalog.Catalog, TableRef) {
 	t.Helper()
 	ctx := context.Background()
-	cat, _, done, err := benchCatalog(ctx, t.TempDir(), "")
+	cat, _, done, err := changegen.Lake(ctx, t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(done)
 	ref := TableRef{"bench", "public", "orders"}
-	g := &benchGen{rng: rand.New(rand.NewSource(7)), lsn: 1000, next: keys + 1, perCommit: 10_000}
-	cl, err := g.createChangelog(ctx, cat, ref)
+	g := changegen.New(7, keys+1)
+	g.PerCommit = 10_000
+	cl, err := g.CreateChangelog(ctx, cat, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cl, err = g.appendChanges(ctx, cl, keys, func(b *changeBuilder, i int64) { b.row("c", i+1) }); err != nil {
+	if cl, err = g.Append(ctx, cl, keys, func(b *changegen.Builder, i int64) { b.Row("c", i+1) }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err = g.appendChanges(ctx, cl, changes, func(b *changeBuilder, i int64) {
-		id := 1 + g.rng.Int63n(keys)
-		if g.rng.Intn(10) == 0 {
-			b.deleteKey(id)
+	if _, err = g.Append(ctx, cl, changes, func(b *changegen.Builder, i int64) {
+		id := 1 + g.Rng.Int63n(keys)
+		if g.Rng.Intn(10) == 0 {
+			b.DeleteKey(id)
 		} else {
-			b.row("u", id)
+			b.Row("u", id)
 		}
 	}); err != nil {
 		t.Fatal(err)
@@ -44,9 +49,6 @@ func backlogLake(t testing.TB, keys, changes int64) (*catalog.Catalog, TableRef)
 	return cat, ref
 }
 
-// liveHeap returns the bytes of heap objects, live or not yet collected;
-// with the collector's target at 10 % (see gcTight) that follows the live
-// heap closely.
 // TestCompactBacklogInSlices compacts a backlog of 210,000 changes with
 // MaxChangeRows 10,000: it must take at least twenty-one commits of at
 // most 10,000 changes and give the same table as one commit. (Its memory
@@ -54,7 +56,7 @@ func backlogLake(t testing.TB, keys, changes int64) (*catalog.Catalog, TableRef)
 func TestCompactBacklogInSlices(t *testing.T) {
 	const keys, changes, maxRows = 10_000, 200_000, 10_000
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cols := []string{"id", "customer_id", "status", "amount", "created_at", "note", ColLSN}
+	cols := []string{"id", "customer_id", "status", "amount", "created_at", "note", lakeformat.ColLSN}
 	ctx := context.Background()
 
 	run := func(max int64) (Result, []string) {
@@ -116,19 +118,18 @@ func BenchmarkCompactBacklog(b *testing.B) {
 				cat, ref := backlogLake(b, 100_000, bc.changes-100_000)
 				c := New(cat, Options{Tables: []TableRef{ref}, Logger: quiet, MaxChangeRows: bc.max, ChangelogFileSize: 1})
 				b.StartTimer()
-				commits := 0
-				res, err := measure(func() (Result, error) {
-					r, err := c.Compact(context.Background(), ref)
-					commits = r.Slices
-					return r, err
-				})
+				runtime.GC()
+				debug.FreeOSMemory()
+				procstat.ResetPeakRSS()
+				cpu0 := procstat.CPU()
+				res, err := c.Compact(context.Background(), ref)
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(commits), "commits")
-				b.ReportMetric(float64(res.PeakRSS)/(1<<20), "peak-RSS-MiB")
-				b.ReportMetric(res.CPU.Seconds(), "CPU-s")
-				b.ReportMetric(float64(res.Changes), "changes")
+				b.ReportMetric(float64(res.Slices), "commits")
+				b.ReportMetric(float64(procstat.PeakRSS())/(1<<20), "peak-RSS-MiB")
+				b.ReportMetric((procstat.CPU() - cpu0).Seconds(), "CPU-s")
+				b.ReportMetric(float64(res.ChangeRows), "changes")
 			}
 		})
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/internal/s3test"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // The test tables: t has an int key and a TOASTed text column that most
@@ -235,7 +236,7 @@ var (
 func snapshotRows(t *testing.T, cat *catalog.Catalog, source, name string, cols []string, opts ...table.ScanOption) []string {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, SnapshotIdent(source, "public", name))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(source, "public", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestCompactMatchesSource(t *testing.T) {
 	compareRows(t, "u", snapshotRows(t, cat, "shop", "u", uLakeCols), sourceRows(t, url, "u", uCols))
 	state1 := sourceRows(t, url, "t", tCols)
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, SnapshotIdent("shop", "public", "t"))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +344,7 @@ func TestCompactMatchesSource(t *testing.T) {
 
 	t.Run("time travel", func(t *testing.T) {
 		compareRows(t, "t at the first snapshot", snapshotRows(t, cat, "shop", "t", tLakeCols, table.WithSnapshotID(snap1)), state1)
-		tbl, err := cat.Iceberg().LoadTable(ctx, SnapshotIdent("shop", "public", "t"))
+		tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "t"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -364,13 +365,13 @@ func TestCompactMatchesSource(t *testing.T) {
 	})
 
 	t.Run("truncate", func(t *testing.T) {
-		before := countChangelogOp(t, cat, "t", ingest.OpTruncate)
+		before := countChangelogOp(t, cat, "t", lakeformat.OpTruncate)
 		pg.Exec(t, "shop", "TRUNCATE t", "INSERT INTO t VALUES (100000, 'after', 'truncate', 1, 1.5)")
 		w.live = []int{100000}
 		w.run(t, url, 20)
 		catchUp(t, cat, url)
 		// the compaction below must apply this TRUNCATE's marker
-		if n := countChangelogOp(t, cat, "t", ingest.OpTruncate); n != before+1 {
+		if n := countChangelogOp(t, cat, "t", lakeformat.OpTruncate); n != before+1 {
 			t.Fatalf("changelog of t holds %d truncate rows after one TRUNCATE, had %d before (ops %q)", n, before, readChangelogOps(t, cat, "t"))
 		}
 		compactAll(t, cat, o)
@@ -389,11 +390,11 @@ func TestCompactMatchesSource(t *testing.T) {
 func countChangelogOp(t *testing.T, cat *catalog.Catalog, name, op string) int {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop", "public", name))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent("shop", "public", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := readAll(ctx, tbl.Scan(table.WithSelectedFields(ingest.ColOp)))
+	rec, err := readAll(ctx, tbl.Scan(table.WithSelectedFields(lakeformat.ColOp)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,11 +414,11 @@ func countChangelogOp(t *testing.T, cat *catalog.Catalog, name, op string) int {
 func readChangelogOps(t *testing.T, cat *catalog.Catalog, name string) string {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop", "public", name))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent("shop", "public", name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := readAll(ctx, tbl.Scan(table.WithSelectedFields(ingest.ColOp, ingest.ColUnchanged)))
+	rec, err := readAll(ctx, tbl.Scan(table.WithSelectedFields(lakeformat.ColOp, lakeformat.ColUnchanged)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,14 +514,14 @@ func TestCompactWhileIngesting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := cat.Iceberg().LoadTable(context.Background(), ingest.Ident("shop", "public", "t"))
+	cl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent("shop", "public", "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if lsn := tableLSN(cl); lsn == 0 || lsn > src.LSN {
 		t.Errorf("changelog cdclake.source-lsn = %d, source watermark %d", lsn, src.LSN)
 	}
-	rec, err := readAll(context.Background(), cl.Scan(table.WithSelectedFields(ingest.ColLSN, ingest.ColSeq)))
+	rec, err := readAll(context.Background(), cl.Scan(table.WithSelectedFields(lakeformat.ColLSN, lakeformat.ColSeq)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +560,7 @@ func TestIncremental(t *testing.T) {
 	compactAll(t, cat, o)
 	ctx := context.Background()
 	files := func() map[string]int64 {
-		tbl, err := cat.Iceberg().LoadTable(ctx, SnapshotIdent("shop", "public", "v"))
+		tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "v"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -615,7 +616,7 @@ func TestIncremental(t *testing.T) {
 // by an int column id, in order.
 func fileStarts(t *testing.T, cat *catalog.Catalog, name string) []int32 {
 	t.Helper()
-	tbl, err := cat.Iceberg().LoadTable(context.Background(), SnapshotIdent("shop", "public", name))
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.SnapshotIdent("shop", "public", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +671,7 @@ func TestCompactS3(t *testing.T) {
 			// an orphan in the snapshot table's folder; the changelog's
 			// folder shares its name as a prefix and must be left alone
 			ctx := context.Background()
-			sn, err := cat.Iceberg().LoadTable(ctx, SnapshotIdent(db, "public", "t"))
+			sn, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(db, "public", "t"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -692,7 +693,7 @@ func TestCompactS3(t *testing.T) {
 			}
 			compareRows(t, "t", snapshotRows(t, cat, db, "t", tLakeCols), sourceRows(t, url, "t", tCols))
 			compareRows(t, "u", snapshotRows(t, cat, db, "u", uLakeCols), sourceRows(t, url, "u", uCols))
-			for _, id := range []table.Identifier{ingest.Ident(db, "public", "t"), SnapshotIdent(db, "public", "t")} {
+			for _, id := range []table.Identifier{lakeformat.ChangelogIdent(db, "public", "t"), lakeformat.SnapshotIdent(db, "public", "t")} {
 				tbl, err := cat.Iceberg().LoadTable(ctx, id)
 				if err != nil {
 					t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Compactor compacts the tables of a lake: it turns changelogs into
@@ -204,14 +205,14 @@ func (c *Compactor) Execute(ctx context.Context, p Plan) (Result, error) {
 		}
 	}
 	if !p.ExpireChangelogBefore.IsZero() {
-		n, err := c.expire(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name), p.ExpireChangelogBefore)
+		n, err := c.expire(ctx, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name), p.ExpireChangelogBefore)
 		if err != nil {
 			return res, err
 		}
 		res.ExpiredSnapshots += n
 	}
 	if !p.ExpireSnapshotsBefore.IsZero() {
-		n, err := c.expire(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name), p.ExpireSnapshotsBefore)
+		n, err := c.expire(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name), p.ExpireSnapshotsBefore)
 		if err != nil {
 			return res, err
 		}
@@ -222,13 +223,13 @@ func (c *Compactor) Execute(ctx context.Context, p Plan) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		n, err := c.orphans(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name), base)
+		n, err := c.orphans(ctx, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name), base)
 		if err != nil {
 			return res, err
 		}
 		res.OrphanFiles += n
 		if p.Compact || p.SnapshotID != 0 {
-			n, err := c.orphans(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name), time.Now())
+			n, err := c.orphans(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name), time.Now())
 			if err != nil {
 				return res, err
 			}

@@ -11,10 +11,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
-// Columns added with a constant default (ingest.ColumnDefault): the rows
+// Columns added with a constant default (lakeformat.ColumnDefault): the rows
 // that predate such a column hold NULL in the lake but its default in
 // PostgreSQL. Iceberg v2 has no initial-default, so compaction writes the
 // default into the snapshot table: into every change row that predates
@@ -24,7 +24,7 @@ import (
 
 // pendingDefaults returns the columns whose default the snapshot table
 // has not applied yet, sorted.
-func pendingDefaults(changelog, applied map[string]ingest.ColumnDefault) []string {
+func pendingDefaults(changelog, applied map[string]lakeformat.ColumnDefault) []string {
 	var out []string
 	for name, d := range changelog {
 		a, ok := applied[name]
@@ -39,18 +39,18 @@ func pendingDefaults(changelog, applied map[string]ingest.ColumnDefault) []strin
 // fillDefaults returns rec with the named columns' defaults in the rows
 // before each default's position: by (_cdc_lsn, _cdc_seq) when rec has
 // _cdc_seq (changes), else by _cdc_lsn (snapshot rows). It takes rec over.
-func fillDefaults(ctx context.Context, rec arrow.RecordBatch, defaults map[string]ingest.ColumnDefault, names []string) (arrow.RecordBatch, error) {
+func fillDefaults(ctx context.Context, rec arrow.RecordBatch, defaults map[string]lakeformat.ColumnDefault, names []string) (arrow.RecordBatch, error) {
 	sc := rec.Schema()
-	lsnIdx := sc.FieldIndices(ColLSN)
+	lsnIdx := sc.FieldIndices(lakeformat.ColLSN)
 	if len(names) == 0 || len(lsnIdx) != 1 || rec.NumRows() == 0 {
 		return rec, nil
 	}
 	lsn, ok := rec.Column(lsnIdx[0]).(*array.Int64)
 	if !ok {
-		return nil, fmt.Errorf("column %s is not int64", ColLSN)
+		return nil, fmt.Errorf("column %s is not int64", lakeformat.ColLSN)
 	}
 	var seq *array.Int64
-	if idx := sc.FieldIndices(ingest.ColSeq); len(idx) == 1 {
+	if idx := sc.FieldIndices(lakeformat.ColSeq); len(idx) == 1 {
 		seq, _ = rec.Column(idx[0]).(*array.Int64)
 	}
 	cols := slices.Clone(rec.Columns())
@@ -122,7 +122,7 @@ func withColumns(rec arrow.RecordBatch, sc *arrow.Schema, names []string) arrow.
 
 // fillBefore returns arr with d's value in the rows before reports, or
 // nil when there are none.
-func fillBefore(ctx context.Context, arr arrow.Array, before func(int) bool, d ingest.ColumnDefault) (arrow.Array, error) {
+func fillBefore(ctx context.Context, arr arrow.Array, before func(int) bool, d lakeformat.ColumnDefault) (arrow.Array, error) {
 	n := arr.Len()
 	ib := array.NewInt64Builder(memory.DefaultAllocator)
 	defer ib.Release()

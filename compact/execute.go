@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // errStale reports a plan whose base changed under it (another compactor
@@ -82,11 +82,11 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	// the changes, in one record
 	start := time.Now()
 	filter := iceberg.NewAnd(
-		iceberg.GreaterThanEqual(iceberg.Reference(ingest.ColLSN), int64(p.From)),
-		iceberg.LessThan(iceberg.Reference(ingest.ColLSN), int64(p.To)))
+		iceberg.GreaterThanEqual(iceberg.Reference(lakeformat.ColLSN), int64(p.From)),
+		iceberg.LessThan(iceberg.Reference(lakeformat.ColLSN), int64(p.To)))
 	var fields []string // all but the columns compaction does not use
 	for _, f := range clSchema.Fields() {
-		if f.Name != ingest.ColXID && f.Name != ingest.ColCommitTS {
+		if f.Name != lakeformat.ColXID && f.Name != lakeformat.ColCommitTS {
 			fields = append(fields, f.Name)
 		}
 	}
@@ -96,7 +96,7 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 		return fmt.Errorf("read changes of %s: %w", p.Table, err)
 	}
 	// rows that predate a column added with a default read the default
-	defaults, err := ingest.ColumnDefaults(t.changelog.Properties())
+	defaults, err := lakeformat.ColumnDefaults(t.changelog.Properties())
 	if err != nil {
 		changes.Release()
 		return err
@@ -111,7 +111,7 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 		return fmt.Errorf("read changes of %s: %w", p.Table, err)
 	}
 	defer changes.Release()
-	applied, err := ingest.ColumnDefaults(t.snapshot.Properties())
+	applied, err := lakeformat.ColumnDefaults(t.snapshot.Properties())
 	if err != nil {
 		return err
 	}
@@ -215,7 +215,7 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 
 	// publish: one snapshot replacing the rewritten files, with the watermark
 	id := uuid.NewString()
-	props := iceberg.Properties{PropSourceLSN: strconv.FormatUint(p.To, 10), PropCompactionID: id}
+	props := iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatUint(p.To, 10), PropCompactionID: id}
 	tx := t.snapshot.NewTransaction()
 	switch {
 	case len(removed) > 0:
@@ -227,10 +227,10 @@ func (c *Compactor) compactTable(ctx context.Context, p Plan, res *Result) error
 	}
 	if err == nil {
 		pk, _ := json.Marshal(keys)
-		schemaProps[PropSourceLSN], schemaProps[PropPrimaryKey] = strconv.FormatUint(p.To, 10), string(pk)
+		schemaProps[lakeformat.PropSourceLSN], schemaProps[lakeformat.PropPrimaryKey] = strconv.FormatUint(p.To, 10), string(pk)
 		if len(fill) > 0 {
 			js, _ := json.Marshal(applied)
-			schemaProps[ingest.PropColumnDefaults] = string(js)
+			schemaProps[lakeformat.PropColumnDefaults] = string(js)
 		}
 		err = tx.SetProperties(schemaProps)
 	}
@@ -267,7 +267,7 @@ func currentID(tbl *table.Table) int64 {
 // commit that returned an error may have succeeded); known is false when
 // the table could not be read.
 func landed(ctx context.Context, c *Compactor, ref TableRef, id string) (ok, known bool) {
-	tbl, err := c.cat.Iceberg().LoadTable(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+	tbl, err := c.cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		return false, false
 	}
@@ -303,7 +303,7 @@ func (c *Compactor) rowsPerFile(files []DataFile, p Plan) int64 {
 func createSnapshotTable(ctx context.Context, c *Compactor, ref TableRef, cl *table.Table, keys []string) (*table.Table, error) {
 	var fields []iceberg.NestedField
 	for _, f := range cl.Schema().Fields() {
-		if !cdcColumns[f.Name] || f.Name == ColLSN {
+		if !cdcColumns[f.Name] || f.Name == lakeformat.ColLSN {
 			f.Required = false
 			fields = append(fields, f)
 		}
@@ -313,15 +313,15 @@ func createSnapshotTable(ctx context.Context, c *Compactor, ref TableRef, cl *ta
 		props[k] = v
 	}
 	pk, _ := json.Marshal(keys)
-	props[PropPrimaryKey] = string(pk)
-	props[PropSourceLSN] = "0"
+	props[lakeformat.PropPrimaryKey] = string(pk)
+	props[lakeformat.PropSourceLSN] = "0"
 	if len(keys) > 0 { // exact bounds of the first key column route changes to files
 		props[table.MetricsModeColumnConfPrefix+"."+keys[0]] = "full"
 	}
 	if len(keys) == 1 { // a key is unique: a dictionary only costs time
 		props["write.parquet.dict-encoding-enabled.column."+keys[0]] = "false"
 	}
-	ident := SnapshotIdent(ref.Source, ref.Schema, ref.Name)
+	ident := lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name)
 	tbl, err := c.cat.Iceberg().CreateTable(ctx, ident, iceberg.NewSchema(0, fields...), icecat.WithProperties(props),
 		icecat.WithLocation(catalog.TableLocation(c.cat.Warehouse(), ident)))
 	if errors.Is(err, icecat.ErrTableAlreadyExists) {

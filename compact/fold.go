@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // version is one state of a row produced by a change. A column the change
@@ -56,16 +56,16 @@ func newChangeSet(rec arrow.RecordBatch) (*changeSet, error) {
 		cs.cols[f.Name] = rec.Column(i)
 	}
 	var ok bool
-	if cs.op, ok = cs.cols[ingest.ColOp].(*array.String); !ok {
-		return nil, fmt.Errorf("changelog column %s missing or not a string", ingest.ColOp)
+	if cs.op, ok = cs.cols[lakeformat.ColOp].(*array.String); !ok {
+		return nil, fmt.Errorf("changelog column %s missing or not a string", lakeformat.ColOp)
 	}
-	if cs.lsn, ok = cs.cols[ingest.ColLSN].(*array.Int64); !ok {
-		return nil, fmt.Errorf("changelog column %s missing or not int64", ingest.ColLSN)
+	if cs.lsn, ok = cs.cols[lakeformat.ColLSN].(*array.Int64); !ok {
+		return nil, fmt.Errorf("changelog column %s missing or not int64", lakeformat.ColLSN)
 	}
-	if cs.seq, ok = cs.cols[ingest.ColSeq].(*array.Int64); !ok {
-		return nil, fmt.Errorf("changelog column %s missing or not int64", ingest.ColSeq)
+	if cs.seq, ok = cs.cols[lakeformat.ColSeq].(*array.Int64); !ok {
+		return nil, fmt.Errorf("changelog column %s missing or not int64", lakeformat.ColSeq)
 	}
-	cs.unch, _ = cs.cols[ingest.ColUnchanged].(*array.List)
+	cs.unch, _ = cs.cols[lakeformat.ColUnchanged].(*array.List)
 	return cs, nil
 }
 
@@ -137,7 +137,7 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 	})
 	start := 0
 	for p := len(order) - 1; p >= 0; p-- {
-		if cs.op.Value(int(order[p])) == ingest.OpTruncate {
+		if cs.op.Value(int(order[p])) == lakeformat.OpTruncate {
 			start, f.truncated = p+1, true
 			break
 		}
@@ -160,7 +160,7 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 	var prevVer *version
 	for p, i := range order {
 		op := cs.op.Value(int(i))
-		if op == ingest.OpTruncate {
+		if op == lakeformat.OpTruncate {
 			continue
 		}
 		key := arena.key(p)
@@ -179,7 +179,7 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 		}
 		cur := f.keys[key]
 		switch op {
-		case ingest.OpInsert, ingest.OpRead, ingest.OpUpdate:
+		case lakeformat.OpInsert, lakeformat.OpRead, lakeformat.OpUpdate:
 			if unsent := unsentCols(cs, int(i), colIdx); len(unsent) > 0 {
 				v.x = &versionExtra{unsent: unsent}
 				switch {
@@ -201,7 +201,7 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 					}
 				}
 			}
-		case ingest.OpDelete:
+		case lakeformat.OpDelete:
 			v.deleted = true
 			// a key-only delete names the columns it lacks
 			v.x = &versionExtra{unsent: unsentCols(cs, int(i), colIdx)}
@@ -212,7 +212,7 @@ func fold(cs *changeSet, keys []string, outCols []string) (*folded, error) {
 				v.x.prev = &version{row: -1, first: v.first, x: &versionExtra{baseKey: key}}
 			}
 		default:
-			return nil, fmt.Errorf("change with unknown %s %q at lsn %d", ingest.ColOp, op, cs.lsn.Value(int(i)))
+			return nil, fmt.Errorf("change with unknown %s %q at lsn %d", lakeformat.ColOp, op, cs.lsn.Value(int(i)))
 		}
 		f.keys[key] = v
 		prevVer = v

@@ -10,7 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // row is a test row of a table (id int32, big text, val text).
@@ -33,7 +33,7 @@ var testOut = arrow.NewSchema([]arrow.Field{
 	{Name: "id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
 	{Name: "big", Type: arrow.BinaryTypes.String, Nullable: true},
 	{Name: "val", Type: arrow.BinaryTypes.String, Nullable: true},
-	{Name: ingest.ColLSN, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: lakeformat.ColLSN, Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 }, nil)
 
 func appendStr(b *array.StringBuilder, s string) {
@@ -61,10 +61,10 @@ func changeRecord(chgs []chg) arrow.RecordBatch {
 		{Name: "id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
 		{Name: "big", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "val", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: ingest.ColOp, Type: arrow.BinaryTypes.String},
-		{Name: ingest.ColLSN, Type: arrow.PrimitiveTypes.Int64},
-		{Name: ingest.ColSeq, Type: arrow.PrimitiveTypes.Int64},
-		{Name: ingest.ColUnchanged, Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+		{Name: lakeformat.ColOp, Type: arrow.BinaryTypes.String},
+		{Name: lakeformat.ColLSN, Type: arrow.PrimitiveTypes.Int64},
+		{Name: lakeformat.ColSeq, Type: arrow.PrimitiveTypes.Int64},
+		{Name: lakeformat.ColUnchanged, Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
 	}, nil)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
@@ -106,7 +106,7 @@ func recordRows(rec arrow.RecordBatch) []row {
 			ID:  rec.Column(idx("id")).(*array.Int32).Value(i),
 			Big: str(rec.Column(idx("big")), i),
 			Val: str(rec.Column(idx("val")), i),
-			LSN: rec.Column(idx(ingest.ColLSN)).(*array.Int64).Value(i),
+			LSN: rec.Column(idx(lakeformat.ColLSN)).(*array.Int64).Value(i),
 		})
 	}
 	return out

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -15,8 +14,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"gocloud.dev/gcerrors"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // mergeHour rewrites the small files of one changelog hour as larger
@@ -24,7 +26,7 @@ import (
 // do not change. Ingest appends meanwhile; a lost commit is staged again
 // on the new state, the files already written are kept.
 func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *Result) error {
-	ident := ChangelogIdent(ref.Source, ref.Schema, ref.Name)
+	ident := lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name)
 	tbl, err := c.cat.Iceberg().LoadTable(ctx, ident)
 	if err != nil {
 		return fmt.Errorf("load changelog of %s: %w", ref, err)
@@ -74,7 +76,7 @@ func (c *Compactor) mergeHour(ctx context.Context, ref TableRef, m Merge, res *R
 	}
 	for attempt := 0; ; attempt++ {
 		tx := tbl.NewTransaction()
-		rw := tx.NewRewrite(iceberg.Properties{PropSourceLSN: tbl.Properties()[PropSourceLSN]})
+		rw := tx.NewRewrite(iceberg.Properties{lakeformat.PropSourceLSN: tbl.Properties()[lakeformat.PropSourceLSN]})
 		for _, t := range old {
 			rw.DeleteFile(t.File)
 		}
@@ -335,13 +337,14 @@ func earlier(a, b time.Time) time.Time {
 // times the lake's storage gives its files.
 const writeClockSkew = time.Minute
 
-// gone reports whether err is about a file that no longer exists, as
-// when a concurrent expiry deleted the manifests of a snapshot being read.
+// gone reports, by its type, whether err is about a file that no longer
+// exists, as when a concurrent expiry deleted the manifests of a snapshot
+// being read. iceberg-go's file IO turns a missing file at open into
+// fs.ErrNotExist, but a read of a file opened before it was deleted
+// returns gocloud's error (NotFound) or, beneath it, S3's.
 func gone(err error) bool {
-	if errors.Is(err, fs.ErrNotExist) {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	return strings.Contains(msg, "no such file") || strings.Contains(msg, "nosuchkey") ||
-		strings.Contains(msg, "code=notfound")
+	var noKey *types.NoSuchKey
+	var notFound *types.NotFound
+	return errors.Is(err, fs.ErrNotExist) || gcerrors.Code(err) == gcerrors.NotFound ||
+		errors.As(err, &noKey) || errors.As(err, &notFound)
 }

@@ -15,14 +15,14 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // cdcColumns are the changelog's metadata columns; every other column is
 // a source column.
 var cdcColumns = map[string]bool{
-	ingest.ColOp: true, ingest.ColLSN: true, ingest.ColSeq: true,
-	ingest.ColXID: true, ingest.ColCommitTS: true, ingest.ColUnchanged: true,
+	lakeformat.ColOp: true, lakeformat.ColLSN: true, lakeformat.ColSeq: true,
+	lakeformat.ColXID: true, lakeformat.ColCommitTS: true, lakeformat.ColUnchanged: true,
 }
 
 // tables are a source table's loaded changelog and snapshot table (nil
@@ -34,11 +34,11 @@ type tables struct {
 func (c *Compactor) loadTables(ctx context.Context, ref TableRef) (tables, error) {
 	var t tables
 	var err error
-	t.changelog, err = c.cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name))
+	t.changelog, err = c.cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		return t, fmt.Errorf("load changelog of %s: %w", ref, err)
 	}
-	t.snapshot, err = c.cat.Iceberg().LoadTable(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+	t.snapshot, err = c.cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return t, nil
 	}
@@ -104,7 +104,7 @@ func stateOf(ctx context.Context, ref TableRef, t tables) (State, error) {
 	}
 	st.Changelog.Snapshots = snapshotInfos(cl)
 	var err error
-	if st.Changelog.Defaults, err = ingest.ColumnDefaults(cl.Properties()); err != nil {
+	if st.Changelog.Defaults, err = lakeformat.ColumnDefaults(cl.Properties()); err != nil {
 		return st, fmt.Errorf("changelog of %s: %w", ref, err)
 	}
 	if s := cl.CurrentSnapshot(); s != nil {
@@ -113,7 +113,7 @@ func stateOf(ctx context.Context, ref TableRef, t tables) (State, error) {
 		if err != nil {
 			return st, fmt.Errorf("list changelog files of %s: %w", ref, err)
 		}
-		lsnField, _ := cl.Schema().FindFieldByName(ingest.ColLSN)
+		lsnField, _ := cl.Schema().FindFieldByName(lakeformat.ColLSN)
 		hourField := -1
 		spec := cl.Spec()
 		for _, f := range spec.Fields() {
@@ -141,11 +141,11 @@ func stateOf(ctx context.Context, ref TableRef, t tables) (State, error) {
 	st.Snapshot.Exists = true
 	st.Snapshot.LSN = tableLSN(sn)
 	st.Snapshot.Snapshots = snapshotInfos(sn)
-	if st.Snapshot.Defaults, err = ingest.ColumnDefaults(sn.Properties()); err != nil {
+	if st.Snapshot.Defaults, err = lakeformat.ColumnDefaults(sn.Properties()); err != nil {
 		return st, fmt.Errorf("snapshot table %s: %w", ref, err)
 	}
 	for _, f := range sn.Schema().Fields() {
-		if f.Name != ColLSN {
+		if f.Name != lakeformat.ColLSN {
 			st.Snapshot.Columns = append(st.Snapshot.Columns, f.Name)
 		}
 	}
@@ -194,7 +194,7 @@ func snapshotInfos(tbl *table.Table) []SnapshotInfo {
 	for _, s := range snaps {
 		si := SnapshotInfo{ID: s.SnapshotID, Time: time.UnixMilli(s.TimestampMs)}
 		if s.Summary != nil {
-			si.LSN, _ = strconv.ParseUint(s.Summary.Properties[PropSourceLSN], 10, 64)
+			si.LSN, _ = strconv.ParseUint(s.Summary.Properties[lakeformat.PropSourceLSN], 10, 64)
 		}
 		out = append(out, si)
 	}
@@ -203,14 +203,14 @@ func snapshotInfos(tbl *table.Table) []SnapshotInfo {
 
 // tableLSN returns a table's cdclake.source-lsn property, 0 when unset.
 func tableLSN(tbl *table.Table) uint64 {
-	v, _ := strconv.ParseUint(tbl.Properties()[PropSourceLSN], 10, 64)
+	v, _ := strconv.ParseUint(tbl.Properties()[lakeformat.PropSourceLSN], 10, 64)
 	return v
 }
 
 // primaryKey returns a table's cdclake.primary-key property.
 func primaryKey(tbl *table.Table) []string {
 	var keys []string
-	_ = json.Unmarshal([]byte(tbl.Properties()[PropPrimaryKey]), &keys)
+	_ = json.Unmarshal([]byte(tbl.Properties()[lakeformat.PropPrimaryKey]), &keys)
 	return keys
 }
 
@@ -250,7 +250,7 @@ func (c *Compactor) Tables(ctx context.Context) ([]TableRef, error) {
 				return nil, fmt.Errorf("list tables of %s: %w", strings.Join(ns, "."), err)
 			}
 			name := catalog.NamePart(id[len(id)-1])
-			if base, ok := strings.CutSuffix(name, ingest.ChangesSuffix); ok && len(id) == 3 {
+			if base, ok := strings.CutSuffix(name, lakeformat.ChangesSuffix); ok && len(id) == 3 {
 				out = append(out, TableRef{catalog.NamePart(id[0]), catalog.NamePart(id[1]), base})
 			}
 		}

@@ -5,29 +5,12 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-
-	"github.com/apache/iceberg-go/table"
-
-	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
 )
 
-// Table properties and snapshot summary keys of a snapshot table.
-const (
-	// PropSourceLSN is the snapshot table's watermark W: every changelog
-	// row with _cdc_lsn < W is applied, none with _cdc_lsn >= W. It is a
-	// table property and a key of every compaction snapshot's summary.
-	PropSourceLSN = ingest.PropSourceLSN
-	// PropPrimaryKey is the JSON list of the key columns, copied from the
-	// changelog table.
-	PropPrimaryKey = ingest.PropPrimaryKey
-	// PropCompactionID is a summary key naming the compaction run that
-	// wrote a snapshot, so a commit whose outcome is unknown can be checked.
-	PropCompactionID = "cdclake.compaction-id"
-	// ColLSN is the snapshot table's column holding the LSN of the last
-	// change applied to the row.
-	ColLSN = ingest.ColLSN
-)
+// PropCompactionID is a summary key naming the compaction run that wrote
+// a snapshot, so a commit whose outcome is unknown can be checked. (The
+// snapshot table's properties and columns are in package lakeformat.)
+const PropCompactionID = "cdclake.compaction-id"
 
 // TableRef names one source table: source, schema and table name.
 type TableRef struct {
@@ -44,18 +27,6 @@ func ParseTableRef(s string) (TableRef, error) {
 }
 
 func (r TableRef) String() string { return r.Source + "." + r.Schema + "." + r.Name }
-
-// SnapshotIdent returns the Iceberg identifier of a source table's
-// snapshot table: [source, schema, table], next to the changelog
-// [source, schema, table__changes].
-func SnapshotIdent(source, schema, name string) table.Identifier {
-	return table.Identifier{catalog.IdentPart(source), catalog.IdentPart(schema), catalog.IdentPart(name)}
-}
-
-// ChangelogIdent returns the identifier of a source table's changelog.
-func ChangelogIdent(source, schema, name string) table.Identifier {
-	return ingest.Ident(source, schema, name)
-}
 
 // Options configure compaction. The zero value of every field means its
 // default.

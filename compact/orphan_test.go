@@ -15,6 +15,7 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // housekeepNow runs a compaction pass that deletes every unreferenced
@@ -35,7 +36,7 @@ func housekeepNow(t *testing.T, cat *catalog.Catalog, table string, age time.Dur
 func changelogIntact(t *testing.T, cat *catalog.Catalog, table string) int64 {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop", "public", table))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent("shop", "public", table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestOrphansSpareCopyInProgress(t *testing.T) {
 		}
 	}
 	// the files written so far were written two hours ago
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop", "public", "big"))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent("shop", "public", "big"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // State is what Plan knows about one source table: catalog metadata
@@ -43,7 +43,7 @@ type ChangelogState struct {
 	Snapshots  []SnapshotInfo
 	// Defaults are the columns added with a constant default
 	// (cdclake.column-defaults, see defaults.go).
-	Defaults map[string]ingest.ColumnDefault
+	Defaults map[string]lakeformat.ColumnDefault
 }
 
 // ChangeFile is one data file of a changelog.
@@ -65,7 +65,7 @@ type SnapshotState struct {
 	Files      []DataFile
 	Snapshots  []SnapshotInfo
 	// Defaults are the column defaults its rows have (defaults.go).
-	Defaults map[string]ingest.ColumnDefault
+	Defaults map[string]lakeformat.ColumnDefault
 }
 
 // DataFile is one data file of a snapshot table with the range of its

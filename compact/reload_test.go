@@ -13,6 +13,7 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestCompactDuringReload compacts while a reload of t is in progress and
@@ -220,7 +221,7 @@ func waitWatermark(t *testing.T, cat *catalog.Catalog, lsn uint64) {
 
 func changelogLSN(t *testing.T, cat *catalog.Catalog, name string) uint64 {
 	t.Helper()
-	tbl, err := cat.Iceberg().LoadTable(context.Background(), ingest.Ident("shop", "public", name))
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent("shop", "public", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func changelogLSN(t *testing.T, cat *catalog.Catalog, name string) uint64 {
 
 func snapshotLSN(t *testing.T, cat *catalog.Catalog, name string) uint64 {
 	t.Helper()
-	tbl, err := cat.Iceberg().LoadTable(context.Background(), SnapshotIdent("shop", "public", name))
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.SnapshotIdent("shop", "public", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // rewrite merges the slots' files with their changes, group by group.
@@ -26,7 +26,7 @@ type rewrite struct {
 	keys        []string
 	rowsPerFile int64
 	log         *slog.Logger
-	defaults    map[string]ingest.ColumnDefault
+	defaults    map[string]lakeformat.ColumnDefault
 	fill        []string // columns whose defaults the files read lack
 }
 

@@ -10,12 +10,12 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // A snapshot table's columns are the changelog's, identified by Iceberg
 // field id, not by name: the two tables number their fields independently,
-// so the snapshot table records in PropChangelogFieldIDs which changelog
+// so the snapshot table records in lakeformat.PropChangelogFieldIDs which changelog
 // field each of its fields holds. Before each compaction syncSchema brings
 // the snapshot table's schema up to the changelog's:
 //
@@ -31,19 +31,14 @@ import (
 // Tables compacted before the property existed map their fields by name
 // once, which is right as long as no column was renamed since.
 
-// PropChangelogFieldIDs is the snapshot table property mapping its field
-// ids to the changelog's field ids, as a JSON object {"snapshot id":
-// changelog id}.
-const PropChangelogFieldIDs = "cdclake.changelog-field-ids"
-
 // ChangelogFieldIDs returns the changelog field id of each field of a
 // snapshot table (by snapshot field id). Fields missing from
-// PropChangelogFieldIDs are matched by name to the changelog's current
+// lakeformat.PropChangelogFieldIDs are matched by name to the changelog's current
 // schema (for tables written before the property existed).
 func ChangelogFieldIDs(sn *table.Table, cl *iceberg.Schema) map[int]int {
 	ids := map[int]int{}
 	var recorded map[string]int
-	_ = json.Unmarshal([]byte(sn.Properties()[PropChangelogFieldIDs]), &recorded)
+	_ = json.Unmarshal([]byte(sn.Properties()[lakeformat.PropChangelogFieldIDs]), &recorded)
 	taken := map[int]bool{}
 	for k, v := range recorded {
 		id, err := strconv.Atoi(k)
@@ -66,7 +61,7 @@ func ChangelogFieldIDs(sn *table.Table, cl *iceberg.Schema) map[int]int {
 
 // snapshotColumn tells whether a changelog column belongs in the snapshot
 // table: source columns and _cdc_lsn.
-func snapshotColumn(name string) bool { return !cdcColumns[name] || name == ColLSN }
+func snapshotColumn(name string) bool { return !cdcColumns[name] || name == lakeformat.ColLSN }
 
 // syncSchema brings the snapshot table's schema up to cl, the schema of
 // the changelog snapshot compacted (renames, promotions, new columns,
@@ -100,11 +95,11 @@ func syncSchema(ctx context.Context, sn *table.Table, cl *iceberg.Schema, clProp
 		}
 	}
 	props := iceberg.Properties{}
-	if v := clProps[ingest.PropColumnNames]; v != sn.Properties()[ingest.PropColumnNames] {
-		props[ingest.PropColumnNames] = v
+	if v := clProps[lakeformat.PropColumnNames]; v != sn.Properties()[lakeformat.PropColumnNames] {
+		props[lakeformat.PropColumnNames] = v
 	}
 	if len(renames)+len(promote)+len(add) == 0 {
-		props[PropChangelogFieldIDs] = encodeFieldIDs(ids)
+		props[lakeformat.PropChangelogFieldIDs] = encodeFieldIDs(ids)
 		return sn, props, nil
 	}
 
@@ -127,7 +122,7 @@ func syncSchema(ctx context.Context, sn *table.Table, cl *iceberg.Schema, clProp
 				ids[f.ID] = cf.ID
 			}
 		}
-		props[PropChangelogFieldIDs] = encodeFieldIDs(ids)
+		props[lakeformat.PropChangelogFieldIDs] = encodeFieldIDs(ids)
 		if err := tx.SetProperties(props); err != nil {
 			return err
 		}

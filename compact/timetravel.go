@@ -12,7 +12,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // ErrNoSnapshot is returned when a snapshot table has no snapshot at or
@@ -58,7 +58,7 @@ func ScanAt(tbl *table.Table, lsn uint64) ([]table.ScanOption, uint64, error) {
 // newest state the lake knows. An lsn older than every snapshot kept is
 // rebuilt from the whole changelog.
 func StateAt(ctx context.Context, cat *catalog.Catalog, ref TableRef, lsn uint64) (arrow.RecordBatch, error) {
-	cl, err := cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name))
+	cl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name))
 	if err != nil {
 		return nil, fmt.Errorf("load changelog of %s: %w", ref, err)
 	}
@@ -69,7 +69,7 @@ func StateAt(ctx context.Context, cat *catalog.Catalog, ref TableRef, lsn uint64
 	var base arrow.RecordBatch
 	var from uint64
 	var outSchema *arrow.Schema
-	sn, err := cat.Iceberg().LoadTable(ctx, SnapshotIdent(ref.Source, ref.Schema, ref.Name))
+	sn, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(ref.Source, ref.Schema, ref.Name))
 	switch {
 	case errors.Is(err, icecat.ErrNoSuchTable):
 	case err != nil:
@@ -96,7 +96,7 @@ func StateAt(ctx context.Context, cat *catalog.Catalog, ref TableRef, lsn uint64
 			return nil, err
 		}
 		for _, f := range clSchema.Fields() {
-			if !cdcColumns[f.Name] || f.Name == ColLSN {
+			if !cdcColumns[f.Name] || f.Name == lakeformat.ColLSN {
 				fields = append(fields, f)
 			}
 		}
@@ -106,8 +106,8 @@ func StateAt(ctx context.Context, cat *catalog.Catalog, ref TableRef, lsn uint64
 		return emptyRecord(outSchema), nil
 	}
 	filter := iceberg.NewAnd(
-		iceberg.GreaterThanEqual(iceberg.Reference(ingest.ColLSN), int64(from)),
-		iceberg.LessThan(iceberg.Reference(ingest.ColLSN), int64(lsn)))
+		iceberg.GreaterThanEqual(iceberg.Reference(lakeformat.ColLSN), int64(from)),
+		iceberg.LessThan(iceberg.Reference(lakeformat.ColLSN), int64(lsn)))
 	changes, err := readAll(ctx, cl.Scan(table.WithRowFilter(filter)))
 	if err != nil {
 		return nil, fmt.Errorf("read changes of %s: %w", ref, err)

@@ -11,11 +11,9 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/lakeformat"
 	"github.com/cdclake/cdclake/query"
 )
-
-// changesSuffix ends the name of every changelog table.
-const changesSuffix = "__changes"
 
 // Throughput is the answer of GET /v1/throughput: rows ingest appended to
 // each source's changelogs per step, from Since to Until.
@@ -123,7 +121,7 @@ func throughput(ctx context.Context, cat *catalog.Catalog, now time.Time, window
 			if err != nil {
 				return t, fmt.Errorf("list tables: %w", err)
 			}
-			if !strings.HasSuffix(id[len(id)-1], changesSuffix) {
+			if !strings.HasSuffix(id[len(id)-1], lakeformat.ChangesSuffix) {
 				continue
 			}
 			tbl, err := ice.LoadTable(ctx, id)

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestCatchUpAsyncCommits runs --catch-up right after transactions that
@@ -58,7 +59,7 @@ func TestCatchUpAsyncCommits(t *testing.T) {
 		t.Helper()
 		n := 0
 		for _, r := range scanRows(t, cat, "async", "public", table) {
-			if r[ColOp] == OpInsert {
+			if r[lakeformat.ColOp] == lakeformat.OpInsert {
 				n++
 			}
 		}

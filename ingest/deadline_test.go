@@ -16,6 +16,7 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/internal/s3test"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // lockCatalogTable holds an ACCESS EXCLUSIVE lock on one of a PostgreSQL
@@ -56,9 +57,9 @@ func lakeState(t *testing.T, cat *catalog.Catalog, source, table string) []strin
 	state := map[int64]string{}
 	for _, c := range readChanges(t, cat, source, "public", table) {
 		switch c.Op {
-		case OpTruncate:
+		case lakeformat.OpTruncate:
 			clear(state)
-		case OpDelete:
+		case lakeformat.OpDelete:
 			delete(state, c.ID)
 		default:
 			state[c.ID] = c.Val

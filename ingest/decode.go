@@ -14,35 +14,8 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdclake/cdclake/ingest/pgarrow"
+	"github.com/cdclake/cdclake/lakeformat"
 )
-
-// Change operations, the values of the _cdc_op column.
-const (
-	OpRead     = "r"
-	OpInsert   = "c"
-	OpUpdate   = "u"
-	OpDelete   = "d"
-	OpTruncate = "t"
-)
-
-// Metadata columns every changelog row carries after the source columns.
-const (
-	ColOp        = "_cdc_op"
-	ColLSN       = "_cdc_lsn"
-	ColSeq       = "_cdc_seq"
-	ColXID       = "_cdc_xid"
-	ColCommitTS  = "_cdc_commit_ts"
-	ColUnchanged = "_cdc_unchanged"
-)
-
-var cdcFields = []arrow.Field{
-	{Name: ColOp, Type: arrow.BinaryTypes.String, Nullable: false},
-	{Name: ColLSN, Type: arrow.PrimitiveTypes.Int64, Nullable: false},
-	{Name: ColSeq, Type: arrow.PrimitiveTypes.Int64, Nullable: false},
-	{Name: ColXID, Type: arrow.PrimitiveTypes.Int64, Nullable: false},
-	{Name: ColCommitTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: false},
-	{Name: ColUnchanged, Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
-}
 
 // relation is the decoder's view of one source table as of its latest
 // Relation message.
@@ -168,7 +141,7 @@ func (d *decoder) handle(ctx context.Context, msg pglogrepl.Message) error {
 	case *pglogrepl.CommitMessage:
 		d.commit(uint64(m.TransactionEndLSN), m.CommitTime)
 	case *pglogrepl.InsertMessage:
-		return d.row(m.RelationID, OpInsert, m.Tuple, false)
+		return d.row(m.RelationID, lakeformat.OpInsert, m.Tuple, false)
 	case *pglogrepl.UpdateMessage:
 		rel, ok := d.rels[m.RelationID]
 		if !ok {
@@ -177,16 +150,16 @@ func (d *decoder) handle(ctx context.Context, msg pglogrepl.Message) error {
 		keyOnly := m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey
 		if m.OldTuple != nil && keyChanged(rel, m.OldTuple, m.NewTuple, keyOnly) {
 			// the row left its old key: a delete of the old key first
-			if err := d.row(m.RelationID, OpDelete, m.OldTuple, keyOnly); err != nil {
+			if err := d.row(m.RelationID, lakeformat.OpDelete, m.OldTuple, keyOnly); err != nil {
 				return err
 			}
 		}
-		return d.row(m.RelationID, OpUpdate, m.NewTuple, false)
+		return d.row(m.RelationID, lakeformat.OpUpdate, m.NewTuple, false)
 	case *pglogrepl.DeleteMessage:
-		return d.row(m.RelationID, OpDelete, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
+		return d.row(m.RelationID, lakeformat.OpDelete, m.OldTuple, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
 	case *pglogrepl.TruncateMessage:
 		for _, id := range m.RelationIDs {
-			if err := d.row(id, OpTruncate, nil, false); err != nil {
+			if err := d.row(id, lakeformat.OpTruncate, nil, false); err != nil {
 				return err
 			}
 		}
@@ -252,7 +225,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) (e
 			return err
 		}
 	}
-	fields := make([]arrow.Field, 0, len(m.Columns)+len(cdcFields))
+	fields := make([]arrow.Field, 0, len(m.Columns)+len(lakeformat.MetaFields()))
 	for _, c := range m.Columns {
 		dec, err := d.reg.Column(ctx, c.DataType, c.TypeModifier)
 		if err != nil {
@@ -292,7 +265,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) (e
 		m := arrow.NewMetadata([]string{metaRenames}, []string{string(js)})
 		md = &m
 	}
-	rel.arrow = arrow.NewSchema(append(fields, cdcFields...), md)
+	rel.arrow = arrow.NewSchema(append(fields, lakeformat.MetaFields()...), md)
 	key := rel.schema + "." + rel.name
 	rel.buf = d.tables[key]
 	switch {
@@ -615,7 +588,7 @@ type tableBatch struct {
 	schema, name string
 	keys         []string
 	pgTypes      string // JSON column -> PostgreSQL type
-	partitions   string // a snapshot's PropPartitions, "" for none
+	partitions   string // a snapshot's lakeformat.PropPartitions, "" for none
 	parts        []arrow.RecordBatch
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // streamingCluster starts PostgreSQL streaming every transaction over
@@ -38,7 +39,7 @@ func checkOnce(t *testing.T, cat *catalog.Catalog, db string, ids []int64) {
 	got := map[int64]int{}
 	changes := readChanges(t, cat, db, "public", "a")
 	for _, c := range changes {
-		if c.Op != OpInsert {
+		if c.Op != lakeformat.OpInsert {
 			t.Fatalf("change %+v, want inserts only", c)
 		}
 		got[c.ID]++
@@ -95,7 +96,7 @@ func TestLargeTransactionBesideOtherWriter(t *testing.T) {
 			return nil
 		}
 		// another writer (compaction, a reload) commits to the changelog
-		tbl, err := cat.Iceberg().LoadTable(ctx, Ident(db, "public", "a"))
+		tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(db, "public", "a"))
 		if err != nil {
 			return err
 		}
@@ -229,13 +230,13 @@ func TestCommitAnswerLost(t *testing.T) {
 	batch := func(from, n int, lsn int64) tableBatch {
 		sc := arrow.NewSchema(append([]arrow.Field{
 			{Name: "id", Type: arrow.PrimitiveTypes.Int32},
-			{Name: "val", Type: arrow.BinaryTypes.String, Nullable: true}}, cdcFields...), nil)
+			{Name: "val", Type: arrow.BinaryTypes.String, Nullable: true}}, lakeformat.MetaFields()...), nil)
 		b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 		defer b.Release()
 		for i := range n {
 			b.Field(0).(*array.Int32Builder).Append(int32(from + i))
 			b.Field(1).(*array.StringBuilder).Append("v")
-			appendCDC(b, 2, OpInsert, lsn, int64(i), 7, arrow.Timestamp(time.Now().UnixMicro()), nil)
+			appendCDC(b, 2, lakeformat.OpInsert, lsn, int64(i), 7, arrow.Timestamp(time.Now().UnixMicro()), nil)
 		}
 		return tableBatch{schema: "public", name: "a", keys: []string{"id"}, parts: []arrow.RecordBatch{b.NewRecordBatch()}}
 	}

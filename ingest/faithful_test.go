@@ -16,6 +16,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // scanRows returns a changelog's rows as column -> value maps (values as
@@ -23,7 +24,7 @@ import (
 func scanRows(t *testing.T, cat *catalog.Catalog, source, schema, name string) []map[string]any {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, Ident(source, schema, name))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(source, schema, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,11 +47,11 @@ func scanRows(t *testing.T, cat *catalog.Catalog, source, schema, name string) [
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		li, lj := out[i][ColLSN].(int64), out[j][ColLSN].(int64)
+		li, lj := out[i][lakeformat.ColLSN].(int64), out[j][lakeformat.ColLSN].(int64)
 		if li != lj {
 			return li < lj
 		}
-		return out[i][ColSeq].(int64) < out[j][ColSeq].(int64)
+		return out[i][lakeformat.ColSeq].(int64) < out[j][lakeformat.ColSeq].(int64)
 	})
 	return out
 }
@@ -83,14 +84,14 @@ func TestUnchangedToast(t *testing.T) {
 	if len(rows) != 3 {
 		t.Fatalf("%d rows, want 3", len(rows))
 	}
-	if rows[0]["body"] != big || rows[0][ColUnchanged] != nil {
-		t.Errorf("insert row: body len %d, unchanged %v", len(fmt.Sprint(rows[0]["body"])), rows[0][ColUnchanged])
+	if rows[0]["body"] != big || rows[0][lakeformat.ColUnchanged] != nil {
+		t.Errorf("insert row: body len %d, unchanged %v", len(fmt.Sprint(rows[0]["body"])), rows[0][lakeformat.ColUnchanged])
 	}
-	if rows[1]["body"] != nil || jsonOf(rows[1][ColUnchanged]) != `["body"]` || rows[1]["n"] != int32(1) {
-		t.Errorf("update without body: body %v, unchanged %v, n %v; want null, [body], 1", rows[1]["body"] != nil, jsonOf(rows[1][ColUnchanged]), rows[1]["n"])
+	if rows[1]["body"] != nil || jsonOf(rows[1][lakeformat.ColUnchanged]) != `["body"]` || rows[1]["n"] != int32(1) {
+		t.Errorf("update without body: body %v, unchanged %v, n %v; want null, [body], 1", rows[1]["body"] != nil, jsonOf(rows[1][lakeformat.ColUnchanged]), rows[1]["n"])
 	}
-	if rows[2]["body"] != "short" || rows[2][ColUnchanged] != nil {
-		t.Errorf("update with body: %v %v", rows[2]["body"], rows[2][ColUnchanged])
+	if rows[2]["body"] != "short" || rows[2][lakeformat.ColUnchanged] != nil {
+		t.Errorf("update with body: %v %v", rows[2]["body"], rows[2][lakeformat.ColUnchanged])
 	}
 }
 
@@ -110,14 +111,14 @@ func TestTruncate(t *testing.T) {
 	}
 	var ops []string
 	for _, r := range scanRows(t, cat, "trunc", "public", "a") {
-		ops = append(ops, r[ColOp].(string))
+		ops = append(ops, r[lakeformat.ColOp].(string))
 	}
 	if got := strings.Join(ops, ""); got != "cctc" {
 		t.Errorf("ops of a = %q, want cctc", got)
 	}
 	var opsB []string
 	for _, r := range scanRows(t, cat, "trunc", "public", "b") {
-		opsB = append(opsB, r[ColOp].(string))
+		opsB = append(opsB, r[lakeformat.ColOp].(string))
 	}
 	if got := strings.Join(opsB, ""); got != "ct" {
 		t.Errorf("ops of b = %q, want ct", got)
@@ -165,7 +166,7 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 	// and every row, with the text column version filled
 	var rows, reloaded []map[string]any
 	for _, r := range scanRows(t, cat, "ddl", "public", "t") {
-		if r[ColOp] == OpInsert {
+		if r[lakeformat.ColOp] == lakeformat.OpInsert {
 			rows = append(rows, r)
 		} else {
 			reloaded = append(reloaded, r)
@@ -176,7 +177,7 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 	}
 	var vals []string
 	for _, r := range reloaded {
-		vals = append(vals, fmt.Sprint(r[ColOp], r["val__v2"]))
+		vals = append(vals, fmt.Sprint(r[lakeformat.ColOp], r["val__v2"]))
 	}
 	// (row 6 is in the reload when it started after that insert)
 	wantReload := "t<nil> r10 r20 r30 r40000000000 rfifty"
@@ -203,7 +204,7 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 			t.Errorf("row %d still has the renamed column extra", i)
 		}
 	}
-	tbl, err := cat.Iceberg().LoadTable(context.Background(), Ident("ddl", "public", "t"))
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent("ddl", "public", "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +262,7 @@ func TestLargeTransaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := cat.Iceberg().LoadTable(context.Background(), Ident("big", "public", "items"))
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent("big", "public", "items"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,18 +339,18 @@ func TestPartitionedTable(t *testing.T) {
 	}
 	var got []string
 	for _, r := range scanRows(t, cat, "part", "public", "m") {
-		got = append(got, fmt.Sprintf("%s%v%v", r[ColOp], r["id"], r["v"]))
+		got = append(got, fmt.Sprintf("%s%v%v", r[lakeformat.ColOp], r["id"], r["v"]))
 	}
 	// the attached partition held a row when the run checked the
 	// partitions (docs/types.md), so a reload of the whole state may follow
 	if g := strings.Join(got, " "); g != "c1a c2b u1c" && g != "c1a c2b u1c t<nil><nil> r1c r2b" {
 		t.Errorf("changes of m = %v, want c1a c2b u1c, maybe followed by a reload t r1c r2b", got)
 	}
-	for ident, err := range cat.Iceberg().ListTables(context.Background(), Ident("part", "public", "")[:2]) {
+	for ident, err := range cat.Iceberg().ListTables(context.Background(), lakeformat.ChangelogIdent("part", "public", "")[:2]) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name := ident[len(ident)-1]; name != "m"+ChangesSuffix {
+		if name := ident[len(ident)-1]; name != "m"+lakeformat.ChangesSuffix {
 			t.Errorf("table %s in the lake; changes of partitions belong to m", name)
 		}
 	}
@@ -378,7 +379,7 @@ func TestTableWithoutKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := scanRows(t, cat, "nokey", "public", "log")
-	if len(rows) != 3 || rows[2][ColOp] != "d" || rows[2]["msg"] != "b" || rows[2][ColUnchanged] != nil {
+	if len(rows) != 3 || rows[2][lakeformat.ColOp] != "d" || rows[2]["msg"] != "b" || rows[2][lakeformat.ColUnchanged] != nil {
 		t.Fatalf("changes = %v, want two inserts and a delete carrying the whole old row", rows)
 	}
 }

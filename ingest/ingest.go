@@ -16,6 +16,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest/pgarrow"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Check connects to the source and verifies it can be replicated from,
@@ -151,7 +152,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, o Options) error {
 			return nil
 		}
 	}
-	// partitions changed without a change message (see PropPartitions)
+	// partitions changed without a change message (see lakeformat.PropPartitions)
 	pw := newPartitionWatcher(st, src.pgxConfig(), o.Snapshot == "initial")
 	if o.CatchUp {
 		// one check, which run waits for
@@ -363,7 +364,7 @@ func lakeTop(ctx context.Context, cat *catalog.Catalog, rec catalog.Source) (uin
 			if err != nil {
 				return 0, fmt.Errorf("list the tables of %s: %w", strings.Join(ns, "."), err)
 			}
-			if !strings.HasSuffix(id[len(id)-1], ChangesSuffix) {
+			if !strings.HasSuffix(id[len(id)-1], lakeformat.ChangesSuffix) {
 				continue
 			}
 			tbl, err := cat.Iceberg().LoadTable(ctx, id)

@@ -19,6 +19,7 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/internal/s3test"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // change is one changelog row as the tests compare it.
@@ -48,7 +49,7 @@ func openCatalog(t *testing.T, warehouse string, props map[string]string) *catal
 func readChanges(t *testing.T, cat *catalog.Catalog, source, schema, name string) []change {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := cat.Iceberg().LoadTable(ctx, Ident(source, schema, name))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(source, schema, name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return nil
 	}
@@ -72,7 +73,7 @@ func readChanges(t *testing.T, cat *catalog.Catalog, source, schema, name string
 			}
 			return rec.Column(idx[0])
 		}
-		ops, lsns, seqs, xids := col(ColOp).(*array.String), col(ColLSN).(*array.Int64), col(ColSeq).(*array.Int64), col(ColXID).(*array.Int64)
+		ops, lsns, seqs, xids := col(lakeformat.ColOp).(*array.String), col(lakeformat.ColLSN).(*array.Int64), col(lakeformat.ColSeq).(*array.Int64), col(lakeformat.ColXID).(*array.Int64)
 		ids, vals := col("id").(*array.Int32), col("val").(*array.String)
 		for i := 0; i < int(rec.NumRows()); i++ {
 			c := change{Op: ops.Value(i), LSN: lsns.Value(i), Seq: seqs.Value(i), XID: xids.Value(i), Null: vals.IsNull(i)}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Partitions of a partitioned table. The publication publishes through
@@ -24,7 +25,7 @@ import (
 // rows that go or come change nothing in the stream.
 //
 // A changelog table of a partitioned root therefore records, in the table
-// property PropPartitions, the partition set its rows were copied from:
+// property lakeformat.PropPartitions, the partition set its rows were copied from:
 // the leaf partitions (oid, relfilenode), read under the exported
 // snapshot of the copy and committed with the copy. A watcher beside the
 // stream reads the current set every PartitionCheckInterval (and once at
@@ -34,10 +35,6 @@ import (
 // records the new set. A stop before the reload is committed leaves the
 // old set recorded, so the next start sees the change again. VACUUM FULL
 // and CLUSTER of a partition cost a reload that changes nothing.
-
-// PropPartitions is the JSON list of the leaf partitions (partitionLeaf) a
-// partitioned table's changelog was last copied from.
-const PropPartitions = "cdclake.partitions"
 
 // partitionLeaf is one leaf partition of a partitioned table.
 type partitionLeaf struct {
@@ -49,7 +46,7 @@ type partitionLeaf struct {
 // partitionSet is a partitioned table's leaf partitions, ordered by oid.
 type partitionSet []partitionLeaf
 
-// encode returns the set as stored in PropPartitions.
+// encode returns the set as stored in lakeformat.PropPartitions.
 func (p partitionSet) encode() string {
 	if p == nil {
 		p = partitionSet{}
@@ -61,7 +58,7 @@ func (p partitionSet) encode() string {
 func decodePartitionSet(s string) (partitionSet, error) {
 	var p partitionSet
 	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, fmt.Errorf("read %s: %w", PropPartitions, err)
+		return nil, fmt.Errorf("read %s: %w", lakeformat.PropPartitions, err)
 	}
 	return p, nil
 }
@@ -159,7 +156,7 @@ const partitionQueryTimeout = 30 * time.Second
 
 // partitionWatcher compares the partition sets of the published
 // partitioned tables with the sets recorded in the lake, and reloads a
-// table whose set changed (see PropPartitions).
+// table whose set changed (see lakeformat.PropPartitions).
 type partitionWatcher struct {
 	st     *stream
 	cfg    *pgx.ConnConfig
@@ -454,14 +451,14 @@ func (w *partitionWatcher) addNewTables(ctx context.Context) error {
 func (w *partitionWatcher) recorded(ctx context.Context, r publishedRoot) (was partitionSet, recorded, exists bool, err error) {
 	lctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
 	defer cancel()
-	tbl, err := w.st.sink.cat.Iceberg().LoadTable(lctx, Ident(w.st.o.Name, r.Schema, r.Name))
+	tbl, err := w.st.sink.cat.Iceberg().LoadTable(lctx, lakeformat.ChangelogIdent(w.st.o.Name, r.Schema, r.Name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return nil, false, false, nil
 	}
 	if err != nil {
 		return nil, false, false, fmt.Errorf("load %s.%s: %w", r.Schema, r.Name, err)
 	}
-	v, ok := tbl.Properties()[PropPartitions]
+	v, ok := tbl.Properties()[lakeformat.PropPartitions]
 	if ok {
 		was, err := decodePartitionSet(v)
 		return was, true, true, err
@@ -523,12 +520,12 @@ func (w *partitionWatcher) record(ctx context.Context, r publishedRoot, set part
 		}
 		lctx, cancel := context.WithTimeout(ctx, partitionQueryTimeout)
 		err := func() error {
-			tbl, err := w.st.sink.cat.Iceberg().LoadTable(lctx, Ident(w.st.o.Name, r.Schema, r.Name))
+			tbl, err := w.st.sink.cat.Iceberg().LoadTable(lctx, lakeformat.ChangelogIdent(w.st.o.Name, r.Schema, r.Name))
 			if err != nil {
 				return err
 			}
 			tx := tbl.NewTransaction()
-			if err := tx.SetProperties(iceberg.Properties{PropPartitions: set.encode()}); err != nil {
+			if err := tx.SetProperties(iceberg.Properties{lakeformat.PropPartitions: set.encode()}); err != nil {
 				return err
 			}
 			_, err = tx.Commit(lctx)

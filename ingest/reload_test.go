@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // snapshotState returns the state of a table's snapshot record ("" when
@@ -66,7 +67,7 @@ func streaming(t *testing.T, pg *pgtest.Cluster, cat *catalog.Catalog) {
 // changelogExists reports whether a table's changelog is in the lake.
 func changelogExists(t *testing.T, cat *catalog.Catalog, source, table string) bool {
 	t.Helper()
-	_, err := cat.Iceberg().LoadTable(context.Background(), Ident(source, "public", table))
+	_, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent(source, "public", table))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return false
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Schema changes of a source table reach ingest as a new Relation message.
@@ -32,40 +34,8 @@ import (
 
 const (
 	metaRenames = "cdclake.renames" // JSON [[old, new], ...] on an Arrow schema
-	// PropColumnNames maps source column names to lake column names where
-	// they differ (after incompatible type changes), as a JSON object.
-	PropColumnNames = "cdclake.column-names"
-	// PropColumnDefaults records, per lake column, the value PostgreSQL
-	// gave the rows that predate the column, as a JSON object of
-	// ColumnDefault.
-	PropColumnDefaults = "cdclake.column-defaults"
-	metaDefault        = "cdclake.default" // JSON value on an Arrow field: the column's missing value
+	metaDefault = "cdclake.default" // JSON value on an Arrow field: the column's missing value
 )
-
-// ColumnDefault is the value of a column added with a constant default
-// (ALTER TABLE ... ADD COLUMN ... DEFAULT): PostgreSQL gives it to every
-// existing row without writing them, so no change carries it. A row whose
-// (_cdc_lsn, _cdc_seq) is before (LSN, Seq), the first change written
-// with the column, predates the column and reads Value instead of what it
-// holds; every later row carries its own value (NULL included).
-type ColumnDefault struct {
-	// Value is the default as Arrow writes it in JSON (array.FromJSON
-	// reads it back): true, 7, "text", "2026-03-01T00:00:00Z", "1.50".
-	Value json.RawMessage `json:"value"`
-	LSN   int64           `json:"lsn"`
-	Seq   int64           `json:"seq"`
-}
-
-// ColumnDefaults reads a table's PropColumnDefaults (by lake column name).
-func ColumnDefaults(props iceberg.Properties) (map[string]ColumnDefault, error) {
-	out := map[string]ColumnDefault{}
-	if v := props[PropColumnDefaults]; v != "" {
-		if err := json.Unmarshal([]byte(v), &out); err != nil {
-			return nil, fmt.Errorf("read %s: %w", PropColumnDefaults, err)
-		}
-	}
-	return out, nil
-}
 
 // evolve brings the transaction's table schema up to rec's columns and
 // returns rec with its columns named as in the lake.
@@ -76,12 +46,12 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 	}
 	current := staged.Schema()
 	names := map[string]string{}
-	if v := staged.Properties()[PropColumnNames]; v != "" {
+	if v := staged.Properties()[lakeformat.PropColumnNames]; v != "" {
 		if err := json.Unmarshal([]byte(v), &names); err != nil {
-			return nil, fmt.Errorf("read %s: %w", PropColumnNames, err)
+			return nil, fmt.Errorf("read %s: %w", lakeformat.PropColumnNames, err)
 		}
 	}
-	defaults, err := ColumnDefaults(staged.Properties())
+	defaults, err := lakeformat.ColumnDefaults(staged.Properties())
 	if err != nil {
 		return nil, err
 	}
@@ -180,13 +150,13 @@ func evolve(tx *table.Transaction, rec arrow.RecordBatch, log *slog.Logger) (arr
 	}
 	if namesChanged {
 		b, _ := json.Marshal(names)
-		if err := tx.SetProperties(iceberg.Properties{PropColumnNames: string(b)}); err != nil {
+		if err := tx.SetProperties(iceberg.Properties{lakeformat.PropColumnNames: string(b)}); err != nil {
 			return nil, err
 		}
 	}
 	if defaultsChanged {
 		b, _ := json.Marshal(defaults)
-		if err := tx.SetProperties(iceberg.Properties{PropColumnDefaults: string(b)}); err != nil {
+		if err := tx.SetProperties(iceberg.Properties{lakeformat.PropColumnDefaults: string(b)}); err != nil {
 			return nil, err
 		}
 	}
@@ -210,17 +180,17 @@ func widenFloatDefault(v json.RawMessage) json.RawMessage {
 
 // addedDefault returns the default of a column rec adds to the table: the
 // missing value the decoder found for it, from rec's first row on.
-func addedDefault(rec arrow.RecordBatch, f arrow.Field) (ColumnDefault, bool) {
+func addedDefault(rec arrow.RecordBatch, f arrow.Field) (lakeformat.ColumnDefault, bool) {
 	v, ok := f.Metadata.GetValue(metaDefault)
 	if !ok || rec.NumRows() == 0 {
-		return ColumnDefault{}, false
+		return lakeformat.ColumnDefault{}, false
 	}
-	lsn, okL := column[*array.Int64](rec, ColLSN)
-	seq, okS := column[*array.Int64](rec, ColSeq)
+	lsn, okL := column[*array.Int64](rec, lakeformat.ColLSN)
+	seq, okS := column[*array.Int64](rec, lakeformat.ColSeq)
 	if !okL || !okS {
-		return ColumnDefault{}, false
+		return lakeformat.ColumnDefault{}, false
 	}
-	return ColumnDefault{Value: json.RawMessage(v), LSN: lsn.Value(0), Seq: seq.Value(0)}, true
+	return lakeformat.ColumnDefault{Value: json.RawMessage(v), LSN: lsn.Value(0), Seq: seq.Value(0)}, true
 }
 
 func column[T arrow.Array](rec arrow.RecordBatch, name string) (T, bool) {
@@ -237,20 +207,20 @@ func column[T arrow.Array](rec arrow.RecordBatch, name string) (T, bool) {
 // last recorded (cdclake.pg-types); nil when the table or the record
 // does not exist.
 func (s *sink) lakePGTypes(ctx context.Context, schema, name string) ([]typedColumn, error) {
-	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, schema, name))
+	tbl, err := s.cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(s.source, schema, name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load %s.%s: %w", schema, name, err)
 	}
-	v := tbl.Properties()[PropPGTypes]
+	v := tbl.Properties()[lakeformat.PropPGTypes]
 	if v == "" {
 		return nil, nil
 	}
 	cols, err := orderedTypes(v)
 	if err != nil {
-		return nil, fmt.Errorf("read %s of %s.%s: %w", PropPGTypes, schema, name, err)
+		return nil, fmt.Errorf("read %s of %s.%s: %w", lakeformat.PropPGTypes, schema, name, err)
 	}
 	return cols, nil
 }

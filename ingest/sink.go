@@ -23,19 +23,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/cdclake/cdclake/catalog"
-)
-
-// Table properties cdclake keeps on a changelog table.
-const (
-	// PropSourceLSN is the source watermark of the table's last commit:
-	// every change with a commit LSN below it is in the table.
-	PropSourceLSN = "cdclake.source-lsn"
-	// PropPrimaryKey is the JSON list of the source table's key columns.
-	PropPrimaryKey = "cdclake.primary-key"
-	// PropPGTypes is the JSON object of the source columns' PostgreSQL types.
-	PropPGTypes = "cdclake.pg-types"
-	// ChangesSuffix ends the name of every changelog table.
-	ChangesSuffix = "__changes"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // changelogProps keep a changelog table's metadata small although ingest
@@ -48,7 +36,7 @@ var changelogProps = iceberg.Properties{
 	"write.parquet.compression-codec":            "zstd",
 	"write.parquet.compression-level":            "1", // fresh files are rewritten by compaction
 	// unique: a dictionary would only cost hashing
-	"write.parquet.dict-encoding-enabled.column." + ColSeq: "false",
+	"write.parquet.dict-encoding-enabled.column." + lakeformat.ColSeq: "false",
 	"format-version": "2",
 }
 
@@ -87,18 +75,11 @@ func newSink(cat *catalog.Catalog, source string, hooks Hooks, log *slog.Logger)
 		tables: map[string]*table.Table{}, pending: map[string]*pendingTx{}}
 }
 
-// Ident returns the Iceberg identifier of a source table's changelog.
-// Names are encoded (catalog.IdentPart) so any PostgreSQL name is a valid
-// identifier level.
-func Ident(source, schema, name string) table.Identifier {
-	return table.Identifier{catalog.IdentPart(source), catalog.IdentPart(schema), catalog.IdentPart(name + ChangesSuffix)}
-}
-
 // committedLSN returns the source watermark of a changelog table's last
 // commit, and whether the table exists. It runs beside the flusher, so it
 // leaves the sink's state alone.
 func (s *sink) committedLSN(ctx context.Context, schema, name string) (uint64, bool, error) {
-	tbl, err := s.cat.Iceberg().LoadTable(ctx, Ident(s.source, schema, name))
+	tbl, err := s.cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(s.source, schema, name))
 	if errors.Is(err, icecat.ErrNoSuchTable) {
 		return 0, false, nil
 	}
@@ -109,7 +90,7 @@ func (s *sink) committedLSN(ctx context.Context, schema, name string) (uint64, b
 }
 
 func tableLSN(tbl *table.Table) uint64 {
-	v, _ := strconv.ParseUint(tbl.Properties()[PropSourceLSN], 10, 64)
+	v, _ := strconv.ParseUint(tbl.Properties()[lakeformat.PropSourceLSN], 10, 64)
 	return v
 }
 
@@ -263,7 +244,7 @@ type pendingTx struct {
 	base       *table.Table
 	id         string             // unique, in the commit's snapshot summary: did it land?
 	pgTypes    string             // PostgreSQL types of the columns last staged
-	partitions string             // PropPartitions to record, "" for none
+	partitions string             // lakeformat.PropPartitions to record, "" for none
 	schemas    []*arrow.Schema    // source schemas evolved in, in order
 	files      []iceberg.DataFile // written for this transaction
 }
@@ -452,21 +433,21 @@ func (s *sink) finish(ctx context.Context, key string, lsn uint64, setLSN bool) 
 			// a commit to lsn leaves exactly lsn
 			return false, nil
 		}
-		props[PropSourceLSN] = strconv.FormatUint(lsn, 10)
+		props[lakeformat.PropSourceLSN] = strconv.FormatUint(lsn, 10)
 	}
 	if len(p.files) > 0 {
-		snap := iceberg.Properties{PropSourceLSN: strconv.FormatUint(lsn, 10), propCommitID: p.id}
+		snap := iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatUint(lsn, 10), propCommitID: p.id}
 		// the files are new (unique names) and carry field ids
 		err := p.tx.AddDataFiles(ctx, p.files, snap, table.WithoutDuplicateCheck(), table.WithoutAutoNameMapping())
 		if err != nil {
 			return false, fmt.Errorf("add written files: %w", err)
 		}
 	}
-	if p.pgTypes != "" && st.Properties()[PropPGTypes] != p.pgTypes {
-		props[PropPGTypes] = p.pgTypes
+	if p.pgTypes != "" && st.Properties()[lakeformat.PropPGTypes] != p.pgTypes {
+		props[lakeformat.PropPGTypes] = p.pgTypes
 	}
-	if p.partitions != "" && st.Properties()[PropPartitions] != p.partitions {
-		props[PropPartitions] = p.partitions
+	if p.partitions != "" && st.Properties()[lakeformat.PropPartitions] != p.partitions {
+		props[lakeformat.PropPartitions] = p.partitions
 	}
 	if len(props) > 0 {
 		if err := p.tx.SetProperties(props); err != nil {
@@ -521,7 +502,7 @@ func (s *sink) table(ctx context.Context, tb tableBatch) (*table.Table, error) {
 	key := tb.schema + "." + tb.name
 	tbl := s.tables[key]
 	if tbl == nil {
-		ident := Ident(s.source, tb.schema, tb.name)
+		ident := lakeformat.ChangelogIdent(s.source, tb.schema, tb.name)
 		var err error
 		tbl, err = s.cat.Iceberg().LoadTable(ctx, ident)
 		if errors.Is(err, icecat.ErrNoSuchTable) {
@@ -544,19 +525,19 @@ func (s *sink) create(ctx context.Context, ident table.Identifier, tb tableBatch
 	if err != nil {
 		return nil, fmt.Errorf("convert schema: %w", err)
 	}
-	ts, ok := sc.FindFieldByName(ColCommitTS)
+	ts, ok := sc.FindFieldByName(lakeformat.ColCommitTS)
 	if !ok {
-		return nil, fmt.Errorf("schema lacks %s", ColCommitTS)
+		return nil, fmt.Errorf("schema lacks %s", lakeformat.ColCommitTS)
 	}
 	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{
-		SourceIDs: []int{ts.ID}, FieldID: 1000, Name: ColCommitTS + "_hour", Transform: iceberg.HourTransform{},
+		SourceIDs: []int{ts.ID}, FieldID: 1000, Name: lakeformat.ColCommitTS + "_hour", Transform: iceberg.HourTransform{},
 	})
 	props := iceberg.Properties{}
 	for k, v := range changelogProps {
 		props[k] = v
 	}
 	keys, _ := json.Marshal(tb.keys)
-	props[PropPrimaryKey] = string(keys)
+	props[lakeformat.PropPrimaryKey] = string(keys)
 	// the location is built from encoded names, so none can leave the lake
 	loc := catalog.TableLocation(s.cat.Warehouse(), ident)
 	tbl, err := s.cat.Iceberg().CreateTable(ctx, ident, sc, icecat.WithPartitionSpec(&spec), icecat.WithProperties(props), icecat.WithLocation(loc))

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest/pgarrow"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // A snapshot copies a table's existing rows into its changelog as 'r'
@@ -56,7 +58,7 @@ type snapTable struct {
 	progress catalog.TableSnapshot
 	left     int // chunks not yet written
 	// partitions is a partitioned table's leaf partitions under the
-	// snapshot, recorded with its commit (PropPartitions); "" otherwise
+	// snapshot, recorded with its commit (lakeformat.PropPartitions); "" otherwise
 	partitions string
 }
 
@@ -191,7 +193,7 @@ func (s *source) planSnapshot(ctx context.Context, reg *pgarrow.Registry, names 
 			return nil, err
 		}
 		r := &relation{id: oid, schema: schema, name: rel, keys: keys}
-		fields := make([]arrow.Field, 0, len(cols)+len(cdcFields))
+		fields := make([]arrow.Field, 0, len(cols)+len(lakeformat.MetaFields()))
 		for _, c := range cols {
 			dec, err := reg.Column(ctx, c.OID, c.Typmod)
 			if err != nil {
@@ -200,7 +202,7 @@ func (s *source) planSnapshot(ctx context.Context, reg *pgarrow.Registry, names 
 			r.cols = append(r.cols, relColumn{name: c.Name, oid: c.OID, dec: dec})
 			fields = append(fields, arrow.Field{Name: c.Name, Type: dec.ArrowType(), Nullable: true})
 		}
-		r.arrow = arrow.NewSchema(append(fields, cdcFields...), nil)
+		r.arrow = arrow.NewSchema(append(fields, lakeformat.MetaFields()...), nil)
 		t := &snapTable{oid: oid, rel: r}
 		parts := []uint32{oid}
 		if kind == 'p' {
@@ -243,7 +245,7 @@ func (s *source) planSnapshot(ctx context.Context, reg *pgarrow.Registry, names 
 }
 
 // recordPartitions notes the leaf partitions of the partitioned tables
-// as of the snapshot, to be committed with their rows (PropPartitions).
+// as of the snapshot, to be committed with their rows (lakeformat.PropPartitions).
 func (s *source) recordPartitions(ctx context.Context, snap string, tables []*snapTable) error {
 	oids := make([]uint32, len(tables))
 	for i, t := range tables {
@@ -272,7 +274,7 @@ func prepareSnapshot(ctx context.Context, sk *sink, tables []*snapTable, lsn uin
 			for i := range t.rel.cols {
 				b.Field(i).AppendNull()
 			}
-			appendCDC(b, len(t.rel.cols), OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(now.UnixMicro()), nil)
+			appendCDC(b, len(t.rel.cols), lakeformat.OpTruncate, int64(lsn)-1, 0, 0, arrow.Timestamp(now.UnixMicro()), nil)
 			tb.parts = []arrow.RecordBatch{b.NewRecordBatch()}
 			b.Release()
 			err := sk.stage(ctx, tb)
@@ -388,7 +390,7 @@ func copyChunk(ctx context.Context, conn *pgx.Conn, t *snapTable, cc *chunkCopy,
 	if cc.last != math.MaxUint32 {
 		where += fmt.Sprintf(" AND ctid < '(%d,0)'::tid", cc.last)
 	}
-	sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", joinComma(cols), cc.from, where)
+	sql := fmt.Sprintf("COPY (SELECT %s FROM ONLY %s WHERE %s) TO STDOUT", strings.Join(cols, ", "), cc.from, where)
 	cw := &copyWriter{ctx: ctx, rel: t.rel, out: cc.recs, seq: cc.seqStart, lsn: lsn, ts: ts,
 		b: array.NewRecordBuilder(memory.DefaultAllocator, t.schema)}
 	defer cw.b.Release()
@@ -424,17 +426,6 @@ func writeChunk(ctx context.Context, t *snapTable, cc *chunkCopy) (chunkDone, er
 	return done, nil
 }
 
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
-}
-
 // copyWriter receives COPY text rows and builds Arrow records.
 type copyWriter struct {
 	ctx     context.Context
@@ -460,7 +451,7 @@ func (w *copyWriter) Write(p []byte) (int, error) {
 		p = w.partial
 	}
 	for {
-		i := indexNewline(p)
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			w.partial = append(w.partial[:0], p...)
 			return n, nil
@@ -474,15 +465,6 @@ func (w *copyWriter) Write(p []byte) (int, error) {
 			return n, nil
 		}
 	}
-}
-
-func indexNewline(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 func (w *copyWriter) row(line []byte) error {
@@ -502,7 +484,7 @@ func (w *copyWriter) row(line []byte) error {
 			return fmt.Errorf("decode %s: %w", c.name, err)
 		}
 	}
-	appendCDC(w.b, len(w.rel.cols), OpRead, w.lsn, w.seq, 0, w.ts, nil)
+	appendCDC(w.b, len(w.rel.cols), lakeformat.OpRead, w.lsn, w.seq, 0, w.ts, nil)
 	w.seq++
 	w.rows++
 	w.total += int64(len(line)) + 1

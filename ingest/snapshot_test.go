@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // resolve folds a changelog into the current rows by primary key: the
@@ -21,10 +22,10 @@ import (
 func resolve(rows []map[string]any, key string, cols []string) []string {
 	state := map[string]map[string]any{}
 	for _, r := range rows { // rows are ordered by (lsn, seq)
-		switch r[ColOp] {
-		case OpTruncate:
+		switch r[lakeformat.ColOp] {
+		case lakeformat.OpTruncate:
 			state = map[string]map[string]any{}
-		case OpDelete:
+		case lakeformat.OpDelete:
 			delete(state, fmt.Sprint(r[key]))
 		default:
 			state[fmt.Sprint(r[key])] = r
@@ -173,7 +174,7 @@ func TestSnapshotCrashResumes(t *testing.T) {
 	compareState(t, cat, url, "snapcrash", "items")
 	var reads int
 	for _, r := range scanRows(t, cat, "snapcrash", "public", "items") {
-		if r[ColOp] == OpRead {
+		if r[lakeformat.ColOp] == lakeformat.OpRead {
 			reads++
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestTypeMatrixSnapshotEqualsStream writes the same edge values once
@@ -37,7 +38,7 @@ func TestTypeMatrixSnapshotEqualsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := scanRows(t, cat, "types", "public", "m")
-	if len(rows) != 2 || rows[0][ColOp] != OpRead || rows[1][ColOp] != OpInsert {
+	if len(rows) != 2 || rows[0][lakeformat.ColOp] != lakeformat.OpRead || rows[1][lakeformat.ColOp] != lakeformat.OpInsert {
 		t.Fatalf("rows = %v, want a snapshot row and a streamed row", rows)
 	}
 	for col, v := range rows[0] {

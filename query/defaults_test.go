@@ -11,9 +11,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/cdclake/cdclake/compact"
-	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 	"github.com/cdclake/cdclake/query/internal/shoptest"
 )
 
@@ -23,9 +22,9 @@ import (
 func icebergRows(t *testing.T, s *shoptest.Shop, changelog bool, schema, name string, cols []string) [][]string {
 	t.Helper()
 	ctx := context.Background()
-	ident := compact.SnapshotIdent(s.DB, schema, name)
+	ident := lakeformat.SnapshotIdent(s.DB, schema, name)
 	if changelog {
-		ident = compact.ChangelogIdent(s.DB, schema, name)
+		ident = lakeformat.ChangelogIdent(s.DB, schema, name)
 	}
 	tbl, err := s.Cat.Iceberg().LoadTable(ctx, ident)
 	if err != nil {
@@ -148,12 +147,12 @@ func TestAddColumnDefault(t *testing.T) {
 	cols = append(cols, "note", "ts", "price")
 	checkTable(t, e, s, "p", cols, false)
 
-	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), compact.ChangelogIdent("shop", "public", "p"))
+	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent("shop", "public", "p"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := tbl.Properties()[ingest.PropColumnDefaults]; !strings.Contains(d, `"active"`) || !strings.Contains(d, `"qty"`) || strings.Contains(d, `"note"`) {
-		t.Errorf("%s = %s, want the defaults of active, qty, tag, ts and price", ingest.PropColumnDefaults, d)
+	if d := tbl.Properties()[lakeformat.PropColumnDefaults]; !strings.Contains(d, `"active"`) || !strings.Contains(d, `"qty"`) || strings.Contains(d, `"note"`) {
+		t.Errorf("%s = %s, want the defaults of active, qty, tag, ts and price", lakeformat.PropColumnDefaults, d)
 	}
 
 	compactAll(t, s)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // defaultCatalog is DuckDB's name for the in-memory database that holds
@@ -175,7 +177,7 @@ func (e *Engine) createViews(ctx context.Context, t lakeTable, spec viewSpec, tw
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cat, sch := quoteIdent(t.Source), quoteIdent(t.Schema)
-	name, changes := quoteIdent(t.Name), quoteIdent(t.Name+changesSuffix)
+	name, changes := quoteIdent(t.Name), quoteIdent(t.Name+lakeformat.ChangesSuffix)
 	var stmts []string
 	if !e.attached[t.Source] {
 		stmts = append(stmts, "ATTACH IF NOT EXISTS ':memory:' AS "+cat)

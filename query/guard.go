@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Errors a query can fail with; test for them with errors.Is.
@@ -108,7 +110,7 @@ func resolve(refs []tableName, tables []lakeTable) []lakeTable {
 			continue
 		}
 		name := strings.ToLower(r.Name)
-		if base, ok := strings.CutSuffix(name, changesSuffix); ok {
+		if base, ok := strings.CutSuffix(name, lakeformat.ChangesSuffix); ok {
 			name = base
 		}
 		var match []lakeTable

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
+	"github.com/cdclake/cdclake/lakeformat"
 	"github.com/cdclake/cdclake/query/internal/shoptest"
 )
 
@@ -102,14 +103,14 @@ func makeSnapshot(t *testing.T, e *Engine, s *shoptest.Shop, name, q string) {
 	defer res.Release()
 	// the changelog's cdclake.source-lsn may equal the LSN of rows it
 	// holds (initial-copy rows), so the watermark comes from the rows
-	last, err := e.Query(ctx, "SELECT coalesce(max(_cdc_lsn) + 1, 0) FROM public."+name+changesSuffix)
+	last, err := e.Query(ctx, "SELECT coalesce(max(_cdc_lsn) + 1, 0) FROM public."+name+lakeformat.ChangesSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := resultRows(last)[0][0]
 	last.Release()
 	ice := s.Cat.Iceberg()
-	changes, err := ice.LoadTable(ctx, table.Identifier{s.DB, "public", name + changesSuffix})
+	changes, err := ice.LoadTable(ctx, table.Identifier{s.DB, "public", name + lakeformat.ChangesSuffix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func makeSnapshot(t *testing.T, e *Engine, s *shoptest.Shop, name, q string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	props := iceberg.Properties{propSourceLSN: w, propPrimaryKey: changes.Properties()[propPrimaryKey]}
+	props := iceberg.Properties{lakeformat.PropSourceLSN: w, lakeformat.PropPrimaryKey: changes.Properties()[lakeformat.PropPrimaryKey]}
 	tbl, err := ice.CreateTable(ctx, table.Identifier{s.DB, "public", name}, sc, icecat.WithProperties(props))
 	if err != nil {
 		t.Fatal(err)

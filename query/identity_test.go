@@ -14,8 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/cdclake/cdclake/compact"
-	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 	"github.com/cdclake/cdclake/query/internal/shoptest"
 )
 
@@ -85,7 +85,7 @@ func diffRows(a, b [][]string) [][]string {
 func identityIcebergRows(t *testing.T, s *shoptest.Shop, table string) [][]string {
 	t.Helper()
 	ctx := context.Background()
-	tbl, err := s.Cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(s.DB, "public", table))
+	tbl, err := s.Cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(s.DB, "public", table))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,20 +291,20 @@ func TestKeylessTable(t *testing.T) {
 	}
 	check("streamed")
 	for _, table := range []string{"copied", "streamed"} {
-		tbl, err := s.Cat.Iceberg().LoadTable(ctx, ingest.Ident(s.DB, "public", table))
+		tbl, err := s.Cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(s.DB, "public", table))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var keys []string
-		if err := json.Unmarshal([]byte(tbl.Properties()[ingest.PropPrimaryKey]), &keys); err != nil || len(keys) != 0 {
-			t.Errorf("changelog of %s: %s = %q (%v), want no key", table, ingest.PropPrimaryKey, tbl.Properties()[ingest.PropPrimaryKey], err)
+		if err := json.Unmarshal([]byte(tbl.Properties()[lakeformat.PropPrimaryKey]), &keys); err != nil || len(keys) != 0 {
+			t.Errorf("changelog of %s: %s = %q (%v), want no key", table, lakeformat.PropPrimaryKey, tbl.Properties()[lakeformat.PropPrimaryKey], err)
 		}
 	}
 	if _, err := compact.New(s.Cat, compact.Options{}).RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, table := range []string{"copied", "streamed"} {
-		if _, err := s.Cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(s.DB, "public", table)); err == nil {
+		if _, err := s.Cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(s.DB, "public", table)); err == nil {
 			t.Errorf("compaction made a snapshot table of the keyless %s", table)
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 	"github.com/cdclake/cdclake/query/internal/shoptest"
 )
 
@@ -109,7 +109,7 @@ func TestSchemaChangesAfterCompaction(t *testing.T) {
 	}
 	schemaDiffRows(t, "new scale: price__v2 of the rows changed since", resultRows(res), want)
 	res.Release()
-	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), compact.SnapshotIdent("ddl", "public", "r"))
+	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), lakeformat.SnapshotIdent("ddl", "public", "r"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func checkLake(t *testing.T, e *Engine, s *shoptest.Shop, step, cols string, com
 	if !compacted {
 		return
 	}
-	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), compact.SnapshotIdent("ddl", "public", "r"))
+	tbl, err := s.Cat.Iceberg().LoadTable(context.Background(), lakeformat.SnapshotIdent("ddl", "public", "r"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,17 +15,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/compact"
-)
-
-// Names and properties of the lake's tables (see ingest/sink.go and the
-// snapshot table contract in docs/query.md).
-const (
-	changesSuffix  = "__changes"
-	propSourceLSN  = "cdclake.source-lsn"
-	propPrimaryKey = "cdclake.primary-key"
-	// propColumnDefaults: {column: {"value": JSON, "lsn": n, "seq": n}},
-	// see ingest.ColumnDefault.
-	propColumnDefaults = "cdclake.column-defaults"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // lakeTable is one source table of the lake: a changelog table and,
@@ -43,7 +33,7 @@ type lakeTable struct {
 func (t lakeTable) String() string { return t.Source + "." + t.Schema + "." + t.Name }
 
 func (t lakeTable) changes() table.Identifier {
-	return table.Identifier{t.ns[0], t.ns[1], t.ident + changesSuffix}
+	return table.Identifier{t.ns[0], t.ns[1], t.ident + lakeformat.ChangesSuffix}
 }
 
 func (t lakeTable) snapshot() table.Identifier { return table.Identifier{t.ns[0], t.ns[1], t.ident} }
@@ -68,7 +58,7 @@ func listTables(ctx context.Context, cat icecat.Catalog) ([]lakeTable, error) {
 			names[id[len(id)-1]] = true
 		}
 		for n := range names {
-			if base, ok := strings.CutSuffix(n, changesSuffix); ok && base != "" {
+			if base, ok := strings.CutSuffix(n, lakeformat.ChangesSuffix); ok && base != "" {
 				out = append(out, lakeTable{Source: catalog.NamePart(ns[0]), Schema: catalog.NamePart(ns[1]),
 					Name: catalog.NamePart(base), HasSnapshot: names[base], ns: ns, ident: base})
 			}
@@ -108,7 +98,7 @@ func loadVersion(ctx context.Context, cat icecat.Catalog, t lakeTable) (snap, ch
 	}
 	changes, err = cat.LoadTable(ctx, t.changes())
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("load %s%s: %w", t, changesSuffix, err)
+		return nil, nil, "", fmt.Errorf("load %s%s: %w", t, lakeformat.ChangesSuffix, err)
 	}
 	version = changes.MetadataLocation()
 	if snap != nil {
@@ -125,26 +115,26 @@ func planTable(ctx context.Context, t lakeTable, snap, changes *table.Table, ver
 	if err != nil {
 		return p, fmt.Errorf("%s: %w", t, err)
 	}
-	if s := changes.Properties()[propPrimaryKey]; s != "" {
+	if s := changes.Properties()[lakeformat.PropPrimaryKey]; s != "" {
 		if err := json.Unmarshal([]byte(s), &p.spec.Keys); err != nil {
-			return p, fmt.Errorf("%s: bad %s %q: %w", t, propPrimaryKey, s, err)
+			return p, fmt.Errorf("%s: bad %s %q: %w", t, lakeformat.PropPrimaryKey, s, err)
 		}
 	}
-	if p.spec.Defaults, err = columnDefaults(changes.Properties()[propColumnDefaults], p.spec.Source); err != nil {
+	if p.spec.Defaults, err = columnDefaults(changes.Properties()[lakeformat.PropColumnDefaults], p.spec.Source); err != nil {
 		return p, fmt.Errorf("%s: %w", t, err)
 	}
 	all, err := planFiles(ctx, changes)
 	if err != nil {
-		return p, fmt.Errorf("plan %s%s: %w", t, changesSuffix, err)
+		return p, fmt.Errorf("plan %s%s: %w", t, lakeformat.ChangesSuffix, err)
 	}
 	p.files = append(p.files, all...)
 	p.spec.AllChanges = uris(all)
 	p.spec.Tail = p.spec.AllChanges
 	if snap != nil {
 		p.spec.HasSnapshot = true
-		w, err := strconv.ParseInt(snap.Properties()[propSourceLSN], 10, 64)
+		w, err := strconv.ParseInt(snap.Properties()[lakeformat.PropSourceLSN], 10, 64)
 		if err != nil {
-			return p, fmt.Errorf("%s: snapshot table has no valid %s: %w", t, propSourceLSN, err)
+			return p, fmt.Errorf("%s: snapshot table has no valid %s: %w", t, lakeformat.PropSourceLSN, err)
 		}
 		p.spec.Watermark = w
 		p.spec.SnapshotIDs = map[int]int{}
@@ -159,9 +149,9 @@ func planTable(ctx context.Context, t lakeTable, snap, changes *table.Table, ver
 		p.spec.Snapshot = uris(sf)
 		// only changelog files that may hold rows at or after the
 		// watermark take part in the merge (pruned by column stats)
-		tail, err := planFiles(ctx, changes, table.WithRowFilter(iceberg.GreaterThanEqual(iceberg.Reference(colLSN), w)))
+		tail, err := planFiles(ctx, changes, table.WithRowFilter(iceberg.GreaterThanEqual(iceberg.Reference(lakeformat.ColLSN), w)))
 		if err != nil {
-			return p, fmt.Errorf("plan %s%s: %w", t, changesSuffix, err)
+			return p, fmt.Errorf("plan %s%s: %w", t, lakeformat.ChangesSuffix, err)
 		}
 		p.spec.Tail = uris(tail)
 	}
@@ -209,7 +199,7 @@ func columnDefaults(prop string, cols []column) ([]columnDefault, error) {
 		LSN, Seq int64
 	}
 	if err := json.Unmarshal([]byte(prop), &m); err != nil {
-		return nil, fmt.Errorf("bad %s %q: %w", propColumnDefaults, prop, err)
+		return nil, fmt.Errorf("bad %s %q: %w", lakeformat.PropColumnDefaults, prop, err)
 	}
 	var out []columnDefault
 	for _, c := range cols {
@@ -240,7 +230,7 @@ func splitColumns(sc *iceberg.Schema) (src, meta []column, err error) {
 			return nil, nil, fmt.Errorf("column %s: %w", f.Name, err)
 		}
 		c := column{Name: f.Name, Type: typ, ID: f.ID}
-		if strings.HasPrefix(f.Name, "_cdc_") {
+		if strings.HasPrefix(f.Name, lakeformat.MetaPrefix) {
 			meta = append(meta, c)
 		} else {
 			src = append(src, c)

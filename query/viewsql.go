@@ -6,14 +6,8 @@ import (
 	"strings"
 
 	"github.com/apache/iceberg-go"
-)
 
-// Metadata columns of a changelog table (see ingest/decode.go).
-const (
-	colOp        = "_cdc_op"
-	colLSN       = "_cdc_lsn"
-	colSeq       = "_cdc_seq"
-	colUnchanged = "_cdc_unchanged"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // column is one column of a view: its name, DuckDB type and Iceberg
@@ -74,9 +68,9 @@ func withDefaults(rel string, defaults []columnDefault, seq bool) string {
 	}
 	repl := make([]string, len(defaults))
 	for i, d := range defaults {
-		before := fmt.Sprintf("%s < %d", colLSN, d.LSN)
+		before := fmt.Sprintf("%s < %d", lakeformat.ColLSN, d.LSN)
 		if seq {
-			before = fmt.Sprintf("(%s OR (%s = %d AND %s < %d))", before, colLSN, d.LSN, colSeq, d.Seq)
+			before = fmt.Sprintf("(%s OR (%s = %d AND %s < %d))", before, lakeformat.ColLSN, d.LSN, lakeformat.ColSeq, d.Seq)
 		}
 		q := quoteIdent(d.Name)
 		repl[i] = fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s END AS %s", before, d.SQL, q, q)
@@ -186,44 +180,44 @@ func currentSQL(v viewSpec) string {
 	var b strings.Builder
 	b.WriteString("WITH RECURSIVE c AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail), v.Defaults, true))
 	if v.HasSnapshot {
-		b.WriteString(" WHERE " + colLSN + " >= " + w)
+		b.WriteString(" WHERE " + lakeformat.ColLSN + " >= " + w)
 	}
 	b.WriteString("),\n")
-	b.WriteString("tr AS (SELECT " + colLSN + " AS tl, " + colSeq + " AS ts FROM c WHERE " + colOp +
+	b.WriteString("tr AS (SELECT " + lakeformat.ColLSN + " AS tl, " + lakeformat.ColSeq + " AS ts FROM c WHERE " + lakeformat.ColOp +
 		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
-	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
-		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
+	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + lakeformat.ColOp + " <> 't' AND " +
+		"(tr.tl IS NULL OR c." + lakeformat.ColLSN + " > tr.tl OR (c." + lakeformat.ColLSN + " = tr.tl AND c." + lakeformat.ColSeq + " > tr.ts))),\n")
 	// possible moves: an update with unsent columns right after a delete
 	// of another key in its transaction
 	oldKeys := make([]string, len(qk))
 	for i, k := range qk {
 		oldKeys[i] = "d." + k + " AS " + from[i]
 	}
-	b.WriteString("mc AS (SELECT " + prefixed("u.", qk) + ", " + strings.Join(oldKeys, ", ") + ", (u." + colLSN + "::HUGEINT << 64) + u." + colSeq +
-		" AS _cdc_mo FROM live u JOIN live d ON d." + colLSN + " = u." + colLSN + " AND d." + colSeq + " = u." + colSeq + " - 1" +
-		" WHERE u." + colOp + " = 'u' AND len(coalesce(u." + colUnchanged + ", []::VARCHAR[])) > 0 AND d." + colOp + " = 'd' AND NOT (" + on("u", "d") + ")),\n")
+	b.WriteString("mc AS (SELECT " + prefixed("u.", qk) + ", " + strings.Join(oldKeys, ", ") + ", (u." + lakeformat.ColLSN + "::HUGEINT << 64) + u." + lakeformat.ColSeq +
+		" AS _cdc_mo FROM live u JOIN live d ON d." + lakeformat.ColLSN + " = u." + lakeformat.ColLSN + " AND d." + lakeformat.ColSeq + " = u." + lakeformat.ColSeq + " - 1" +
+		" WHERE u." + lakeformat.ColOp + " = 'u' AND len(coalesce(u." + lakeformat.ColUnchanged + ", []::VARCHAR[])) > 0 AND d." + lakeformat.ColOp + " = 'd' AND NOT (" + on("u", "d") + ")),\n")
 	b.WriteString("multi AS (SELECT " + keyList + " FROM live GROUP BY " + keyList +
-		" HAVING count(*) > 1 OR bool_or(len(coalesce(" + colUnchanged + ", []::VARCHAR[])) > 0)" +
+		" HAVING count(*) > 1 OR bool_or(len(coalesce(" + lakeformat.ColUnchanged + ", []::VARCHAR[])) > 0)" +
 		" UNION SELECT " + fromList + " FROM mc),\n")
 	if v.HasSnapshot {
 		// the snapshot table's files hold its own field ids; columns it
 		// lacks (added since) are NULL
 		var snapCols []column
-		for _, c := range append(append([]column{}, v.Source...), column{Name: colLSN, Type: "BIGINT", ID: v.lsnID()}) {
+		for _, c := range append(append([]column{}, v.Source...), column{Name: lakeformat.ColLSN, Type: "BIGINT", ID: v.lsnID()}) {
 			snapCols = append(snapCols, column{Name: c.Name, Type: c.Type, ID: v.SnapshotIDs[c.ID]})
 		}
 		b.WriteString("s AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(snapCols, v.Snapshot), v.Defaults, false) + " WHERE NOT EXISTS (SELECT 1 FROM tr)),\n")
 	}
-	b.WriteString("o AS (SELECT " + prefixed("live.", src) + ", " + colOp + ", " + colLSN + ", " + colUnchanged +
-		", (" + colLSN + "::HUGEINT << 64) + " + colSeq + " AS _o FROM live SEMI JOIN multi ON " + on("live", "multi"))
+	b.WriteString("o AS (SELECT " + prefixed("live.", src) + ", " + lakeformat.ColOp + ", " + lakeformat.ColLSN + ", " + lakeformat.ColUnchanged +
+		", (" + lakeformat.ColLSN + "::HUGEINT << 64) + " + lakeformat.ColSeq + " AS _o FROM live SEMI JOIN multi ON " + on("live", "multi"))
 	if v.HasSnapshot {
-		b.WriteString("\n  UNION ALL SELECT " + prefixed("s.", src) + ", 'r', s." + colLSN +
-			", NULL::VARCHAR[], s." + colLSN + "::HUGEINT << 64 FROM s SEMI JOIN multi ON " + on("s", "multi"))
+		b.WriteString("\n  UNION ALL SELECT " + prefixed("s.", src) + ", 'r', s." + lakeformat.ColLSN +
+			", NULL::VARCHAR[], s." + lakeformat.ColLSN + "::HUGEINT << 64 FROM s SEMI JOIN multi ON " + on("s", "multi"))
 	}
 	b.WriteString("),\n")
 	// the moves: the new key had no live row just before
 	b.WriteString("mv AS (SELECT mc.* FROM mc LEFT JOIN o ON " + on("o", "mc") + " AND o._o < mc._cdc_mo GROUP BY ALL" +
-		" HAVING coalesce(arg_max(o." + colOp + ", o._o), 'd') = 'd'),\n")
+		" HAVING coalesce(arg_max(o." + lakeformat.ColOp + ", o._o), 'd') = 'd'),\n")
 	// each move with the one before it into its old key (_cdc_lo)
 	b.WriteString("mvx AS (SELECT g.*, max(h._cdc_mo) AS _cdc_lo FROM mv g LEFT JOIN mv h ON " + onFrom("h", "g") +
 		" AND h._cdc_mo < g._cdc_mo GROUP BY ALL),\n")
@@ -241,7 +235,7 @@ func currentSQL(v viewSpec) string {
 		}
 	}
 	b.WriteString("o2 AS (SELECT o.* FROM o ANTI JOIN (SELECT DISTINCT " + keyList + " FROM mv) g ON " + on("o", "g") +
-		"\n  UNION ALL SELECT " + strings.Join(moved, ", ") + ", o." + colOp + ", o." + colLSN + ", o." + colUnchanged + ", o._o FROM anc JOIN o ON " +
+		"\n  UNION ALL SELECT " + strings.Join(moved, ", ") + ", o." + lakeformat.ColOp + ", o." + lakeformat.ColLSN + ", o." + lakeformat.ColUnchanged + ", o._o FROM anc JOIN o ON " +
 		onFrom("o", "anc") + " AND (anc._cdc_lo IS NULL OR o._o >= anc._cdc_lo) AND (anc._cdc_hi IS NULL OR o._o < anc._cdc_hi)),\n")
 	sel := append([]string{}, qk...)
 	for _, c := range v.Source {
@@ -250,17 +244,17 @@ func currentSQL(v viewSpec) string {
 		}
 		q := quoteIdent(c.Name)
 		sel = append(sel, fmt.Sprintf("(arg_max({'v': %s}, _o) FILTER (WHERE NOT list_contains(coalesce(%s, []::VARCHAR[]), %s))).v AS %s",
-			q, colUnchanged, quoteString(c.Name), q))
+			q, lakeformat.ColUnchanged, quoteString(c.Name), q))
 	}
-	sel = append(sel, "arg_max("+colOp+", _o) AS _op", "max("+colLSN+") AS "+colLSN)
+	sel = append(sel, "arg_max("+lakeformat.ColOp+", _o) AS _op", "max("+lakeformat.ColLSN+") AS "+lakeformat.ColLSN)
 	b.WriteString("m AS (SELECT " + strings.Join(sel, ", ") + " FROM o2 GROUP BY " + keyList + ")\n")
 	if v.HasSnapshot {
-		b.WriteString("SELECT " + prefixed("s.", src) + ", s." + colLSN + " FROM s ANTI JOIN (SELECT DISTINCT " + keyList +
+		b.WriteString("SELECT " + prefixed("s.", src) + ", s." + lakeformat.ColLSN + " FROM s ANTI JOIN (SELECT DISTINCT " + keyList +
 			" FROM live) k ON " + on("s", "k") + "\nUNION ALL ")
 	}
-	b.WriteString("SELECT " + prefixed("live.", src) + ", live." + colLSN + " FROM live ANTI JOIN multi ON " + on("live", "multi") +
-		" WHERE live." + colOp + " <> 'd'\nUNION ALL ")
-	b.WriteString("SELECT " + srcList + ", " + colLSN + " FROM m WHERE _op <> 'd'")
+	b.WriteString("SELECT " + prefixed("live.", src) + ", live." + lakeformat.ColLSN + " FROM live ANTI JOIN multi ON " + on("live", "multi") +
+		" WHERE live." + lakeformat.ColOp + " <> 'd'\nUNION ALL ")
+	b.WriteString("SELECT " + srcList + ", " + lakeformat.ColLSN + " FROM m WHERE _op <> 'd'")
 	return b.String()
 }
 
@@ -282,34 +276,34 @@ func multisetSQL(v viewSpec) string {
 	var b strings.Builder
 	b.WriteString("WITH c AS NOT MATERIALIZED (SELECT * FROM " + withDefaults(relation(append(append([]column{}, v.Source...), v.Meta...), v.Tail), v.Defaults, true))
 	if v.HasSnapshot {
-		b.WriteString(" WHERE " + colLSN + " >= " + w)
+		b.WriteString(" WHERE " + lakeformat.ColLSN + " >= " + w)
 	}
 	b.WriteString("),\n")
-	b.WriteString("tr AS (SELECT " + colLSN + " AS tl, " + colSeq + " AS ts FROM c WHERE " + colOp +
+	b.WriteString("tr AS (SELECT " + lakeformat.ColLSN + " AS tl, " + lakeformat.ColSeq + " AS ts FROM c WHERE " + lakeformat.ColOp +
 		" = 't' ORDER BY tl DESC, ts DESC LIMIT 1),\n")
-	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + colOp + " <> 't' AND " +
-		"(tr.tl IS NULL OR c." + colLSN + " > tr.tl OR (c." + colLSN + " = tr.tl AND c." + colSeq + " > tr.ts))),\n")
+	b.WriteString("live AS NOT MATERIALIZED (SELECT c.* FROM c LEFT JOIN tr ON true WHERE c." + lakeformat.ColOp + " <> 't' AND " +
+		"(tr.tl IS NULL OR c." + lakeformat.ColLSN + " > tr.tl OR (c." + lakeformat.ColLSN + " = tr.tl AND c." + lakeformat.ColSeq + " > tr.ts))),\n")
 	filled := make([]string, len(v.Source))
 	for i, c := range v.Source {
 		q := quoteIdent(c.Name)
 		filled[i] = fmt.Sprintf("CASE WHEN list_contains(coalesce(live.%s, []::VARCHAR[]), %s) THEN d.%s ELSE live.%s END AS %s",
-			colUnchanged, quoteString(c.Name), q, q, q)
+			lakeformat.ColUnchanged, quoteString(c.Name), q, q, q)
 	}
-	b.WriteString("ev AS (SELECT " + strings.Join(filled, ", ") + ", CASE WHEN live." + colOp + " = 'd' THEN -1 ELSE 1 END AS _w, live." + colLSN +
-		" FROM live LEFT JOIN live d ON live." + colOp + " = 'u' AND d." + colOp + " = 'd' AND d." + colLSN + " = live." + colLSN +
-		" AND d." + colSeq + " = live." + colSeq + " - 1 AND len(coalesce(live." + colUnchanged + ", []::VARCHAR[])) > 0")
+	b.WriteString("ev AS (SELECT " + strings.Join(filled, ", ") + ", CASE WHEN live." + lakeformat.ColOp + " = 'd' THEN -1 ELSE 1 END AS _w, live." + lakeformat.ColLSN +
+		" FROM live LEFT JOIN live d ON live." + lakeformat.ColOp + " = 'u' AND d." + lakeformat.ColOp + " = 'd' AND d." + lakeformat.ColLSN + " = live." + lakeformat.ColLSN +
+		" AND d." + lakeformat.ColSeq + " = live." + lakeformat.ColSeq + " - 1 AND len(coalesce(live." + lakeformat.ColUnchanged + ", []::VARCHAR[])) > 0")
 	if v.HasSnapshot {
 		var snapCols []column
-		for _, c := range append(append([]column{}, v.Source...), column{Name: colLSN, Type: "BIGINT", ID: v.lsnID()}) {
+		for _, c := range append(append([]column{}, v.Source...), column{Name: lakeformat.ColLSN, Type: "BIGINT", ID: v.lsnID()}) {
 			snapCols = append(snapCols, column{Name: c.Name, Type: c.Type, ID: v.SnapshotIDs[c.ID]})
 		}
-		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + colLSN + " FROM " + withDefaults(relation(snapCols, v.Snapshot), v.Defaults, false) +
+		b.WriteString("\n  UNION ALL SELECT " + strings.Join(src, ", ") + ", 1, " + lakeformat.ColLSN + " FROM " + withDefaults(relation(snapCols, v.Snapshot), v.Defaults, false) +
 			" WHERE NOT EXISTS (SELECT 1 FROM tr)")
 	}
 	b.WriteString("),\n")
-	b.WriteString("n AS (SELECT " + strings.Join(src, ", ") + ", sum(_w) AS _n, max(" + colLSN + ") FILTER (WHERE _w > 0) AS " + colLSN +
+	b.WriteString("n AS (SELECT " + strings.Join(src, ", ") + ", sum(_w) AS _n, max(" + lakeformat.ColLSN + ") FILTER (WHERE _w > 0) AS " + lakeformat.ColLSN +
 		" FROM ev GROUP BY ALL HAVING sum(_w) > 0)\n")
-	b.WriteString("SELECT " + strings.Join(src, ", ") + ", " + colLSN + " FROM (SELECT *, unnest(range(_n::BIGINT)) FROM n)")
+	b.WriteString("SELECT " + strings.Join(src, ", ") + ", " + lakeformat.ColLSN + " FROM (SELECT *, unnest(range(_n::BIGINT)) FROM n)")
 	return b.String()
 }
 
@@ -334,7 +328,7 @@ func onFromKeys(l, r string, qk, from []string) string {
 // lsnID returns the changelog field id of _cdc_lsn.
 func (v viewSpec) lsnID() int {
 	for _, c := range v.Meta {
-		if c.Name == colLSN {
+		if c.Name == lakeformat.ColLSN {
 			return c.ID
 		}
 	}

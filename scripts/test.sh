@@ -35,5 +35,12 @@ fi
 export CDCLAKE_VERSITYGW="$gobin/versitygw"
 
 go mod download
+# go.mod and go.sum must be tidy: direct requirements marked as such,
+# nothing unused. `go mod tidy -diff` prints the edits tidy would make.
+if tidy_diff="$(go mod tidy -diff 2>&1)"; [ -n "$tidy_diff" ]; then
+  echo "$tidy_diff"
+  echo "test.sh: go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
+  exit 1
+fi
 go vet -tags duckdb_arrow ./...
 go test -tags duckdb_arrow -count=1 -timeout 40m "$@" ./...

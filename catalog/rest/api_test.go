@@ -23,7 +23,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // shopLake builds a lake from a small shop database: two tables, a schema
@@ -60,7 +60,7 @@ func TestAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ordersID := ingest.Ident("shop", "public", "orders")
+	ordersID := lakeformat.ChangelogIdent("shop", "public", "orders")
 	orders, err := f.cat.Iceberg().LoadTable(ctx, ordersID)
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +104,8 @@ func TestAPI(t *testing.T) {
 			o.SchemaVersion != orders.Schema().ID || !slices.Equal(o.PrimaryKey, []string{"id"}) {
 			t.Errorf("orders = %+v (changelog %+v), want %d changes, schema %d", o, o.Changelog, len(rows), orders.Schema().ID)
 		}
-		if o.LastChange == nil || o.LastChange.LSN == nil || fmt.Sprint(*o.LastChange.LSN) != orders.Properties()[ingest.PropSourceLSN] {
-			t.Errorf("last change %+v, table property %s", o.LastChange, orders.Properties()[ingest.PropSourceLSN])
+		if o.LastChange == nil || o.LastChange.LSN == nil || fmt.Sprint(*o.LastChange.LSN) != orders.Properties()[lakeformat.PropSourceLSN] {
+			t.Errorf("last change %+v, table property %s", o.LastChange, orders.Properties()[lakeformat.PropSourceLSN])
 		}
 
 		// paging and filters

@@ -15,8 +15,8 @@ import (
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/lake"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // dataFile is what the API needs of one live data file of a changelog.
@@ -77,10 +77,10 @@ func (r *Reader) liveFiles(ctx context.Context, tbl *table.Table) ([]dataFile, e
 	}
 	sc := tbl.Schema()
 	lsnID, tsID := -1, -1
-	if f, ok := sc.FindFieldByName(ingest.ColLSN); ok {
+	if f, ok := sc.FindFieldByName(lakeformat.ColLSN); ok {
 		lsnID = f.ID
 	}
-	if f, ok := sc.FindFieldByName(ingest.ColCommitTS); ok {
+	if f, ok := sc.FindFieldByName(lakeformat.ColCommitTS); ok {
 		tsID = f.ID
 	}
 	var files []dataFile
@@ -156,9 +156,9 @@ func footerLSN(fs iceio.IO, path string) (lo, hi *uint64, err error) {
 	}
 	defer pr.Close()
 	md := pr.MetaData()
-	col := md.Schema.ColumnIndexByName(ingest.ColLSN)
+	col := md.Schema.ColumnIndexByName(lakeformat.ColLSN)
 	if col < 0 {
-		return nil, nil, fmt.Errorf("no %s column", ingest.ColLSN)
+		return nil, nil, fmt.Errorf("no %s column", lakeformat.ColLSN)
 	}
 	if md.NumRowGroups() == 0 {
 		return nil, nil, fmt.Errorf("no row groups")
@@ -175,7 +175,7 @@ func footerLSN(fs iceio.IO, path string) (lo, hi *uint64, err error) {
 		}
 		s, ok := st.(*metadata.Int64Statistics)
 		if !ok || !s.HasMinMax() {
-			return nil, nil, fmt.Errorf("row group %d has no %s statistics", i, ingest.ColLSN)
+			return nil, nil, fmt.Errorf("row group %d has no %s statistics", i, lakeformat.ColLSN)
 		}
 		if i == 0 || uint64(s.Min()) < first {
 			first = uint64(s.Min())

@@ -22,6 +22,7 @@ import (
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/lake"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // lakeFixture is a lake in a temporary folder fed by a real PostgreSQL.
@@ -172,8 +173,8 @@ func changeRows(t *testing.T, at arrow.Table) []changeRow {
 	defer tr.Release()
 	for tr.Next() {
 		rec := tr.RecordBatch()
-		lsns := rec.Column(rec.Schema().FieldIndices(ingest.ColLSN)[0]).(*array.Int64)
-		tss := rec.Column(rec.Schema().FieldIndices(ingest.ColCommitTS)[0]).(*array.Timestamp)
+		lsns := rec.Column(rec.Schema().FieldIndices(lakeformat.ColLSN)[0]).(*array.Int64)
+		tss := rec.Column(rec.Schema().FieldIndices(lakeformat.ColCommitTS)[0]).(*array.Timestamp)
 		for i := 0; i < int(rec.NumRows()); i++ {
 			out = append(out, changeRow{lsn: lsns.Value(i), commitTS: time.UnixMicro(int64(tss.Value(i))).UTC()})
 		}

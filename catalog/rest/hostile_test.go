@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestHostileNames ingests tables whose names try to escape the lake, and
@@ -38,7 +38,7 @@ func TestHostileNames(t *testing.T) {
 			quoted := pgx.Identifier{name}.Sanitize()
 			src := f.source(t, db, "CREATE TABLE "+quoted+" (id int PRIMARY KEY, val text)")
 			f.pg.Exec(t, db, "INSERT INTO "+quoted+" SELECT g, 'v' || g FROM generate_series(1, 20) g")
-			// iceberg-go refuses "/" in identifiers: ingest.Ident encodes every
+			// iceberg-go refuses "/" in identifiers: lakeformat.ChangelogIdent encodes every
 			// name (catalog.IdentPart) and places its table with
 			// catalog.TableLocation, so every name is stored
 			if err := f.ingest(src); err != nil {
@@ -99,7 +99,7 @@ func checkHostile(t *testing.T, f *lakeFixture, ts *httptest.Server, ref TableRe
 	if lt.MetadataLocation != cl.MetadataLocation {
 		t.Errorf("Iceberg REST metadata-location %q, want %q", lt.MetadataLocation, cl.MetadataLocation)
 	}
-	if base, _ := strings.CutSuffix(id[2], ingest.ChangesSuffix); catalog.NamePart(base) != ref.Table {
+	if base, _ := strings.CutSuffix(id[2], lakeformat.ChangesSuffix); catalog.NamePart(base) != ref.Table {
 		t.Errorf("identifier %q does not decode to %q", id[2], ref.Table)
 	}
 }
@@ -118,7 +118,7 @@ func TestEncodedNames(t *testing.T) {
 			if err := f.cat.PutSource(ctx, catalog.Source{Name: src, Slot: "s", Publication: "p", LSN: 100, CommitTime: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
-			id := table.Identifier{catalog.IdentPart(src), catalog.IdentPart("public"), catalog.IdentPart(name + ingest.ChangesSuffix)}
+			id := table.Identifier{catalog.IdentPart(src), catalog.IdentPart("public"), catalog.IdentPart(name + lakeformat.ChangesSuffix)}
 			if err := f.cat.Iceberg().CreateNamespace(ctx, id[:2], nil); err != nil {
 				t.Fatal(err)
 			}
@@ -136,16 +136,16 @@ func writeChangelog(t *testing.T, f *lakeFixture, id table.Identifier, n int, pr
 	mem := memory.DefaultAllocator
 	sc := arrow.NewSchema([]arrow.Field{
 		{Name: "id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-		{Name: ingest.ColOp, Type: arrow.BinaryTypes.String},
-		{Name: ingest.ColLSN, Type: arrow.PrimitiveTypes.Int64},
-		{Name: ingest.ColCommitTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+		{Name: lakeformat.ColOp, Type: arrow.BinaryTypes.String},
+		{Name: lakeformat.ColLSN, Type: arrow.PrimitiveTypes.Int64},
+		{Name: lakeformat.ColCommitTS, Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
 	}, nil)
 	b := array.NewRecordBuilder(mem, sc)
 	defer b.Release()
 	now := time.Now().UTC()
 	for i := 0; i < n; i++ {
 		b.Field(0).(*array.Int32Builder).Append(int32(i))
-		b.Field(1).(*array.StringBuilder).Append(ingest.OpInsert)
+		b.Field(1).(*array.StringBuilder).Append(lakeformat.OpInsert)
 		b.Field(2).(*array.Int64Builder).Append(int64(50 + i))
 		b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(now.UnixMicro()))
 	}
@@ -155,9 +155,9 @@ func writeChangelog(t *testing.T, f *lakeFixture, id table.Identifier, n int, pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, _ := isc.FindFieldByName(ingest.ColCommitTS)
+	ts, _ := isc.FindFieldByName(lakeformat.ColCommitTS)
 	spec := iceberg.NewPartitionSpec(iceberg.PartitionField{SourceIDs: []int{ts.ID}, FieldID: 1000,
-		Name: ingest.ColCommitTS + "_hour", Transform: iceberg.HourTransform{}})
+		Name: lakeformat.ColCommitTS + "_hour", Transform: iceberg.HourTransform{}})
 	tbl, err := f.cat.Iceberg().CreateTable(ctx, id, isc, icecat.WithPartitionSpec(&spec),
 		icecat.WithLocation(catalog.TableLocation(f.loc.URL(), id)), icecat.WithProperties(props))
 	if err != nil {
@@ -165,7 +165,7 @@ func writeChangelog(t *testing.T, f *lakeFixture, id table.Identifier, n int, pr
 	}
 	at := array.NewTableFromRecords(sc, []arrow.RecordBatch{rec})
 	defer at.Release()
-	if _, err := tbl.AppendTable(ctx, at, int64(n), iceberg.Properties{ingest.PropSourceLSN: "100"}); err != nil {
+	if _, err := tbl.AppendTable(ctx, at, int64(n), iceberg.Properties{lakeformat.PropSourceLSN: "100"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -177,7 +177,7 @@ func writeSnapshotTable(t *testing.T, f *lakeFixture, lsn uint64) {
 	ctx := context.Background()
 	sc := arrow.NewSchema([]arrow.Field{
 		{Name: "id", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
-		{Name: ingest.ColLSN, Type: arrow.PrimitiveTypes.Int64},
+		{Name: lakeformat.ColLSN, Type: arrow.PrimitiveTypes.Int64},
 	}, nil)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, sc)
 	defer b.Release()
@@ -189,7 +189,7 @@ func writeSnapshotTable(t *testing.T, f *lakeFixture, lsn uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	props := iceberg.Properties{ingest.PropSourceLSN: strconv.FormatUint(lsn, 10)}
+	props := iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatUint(lsn, 10)}
 	tbl, err := f.cat.Iceberg().CreateTable(ctx, table.Identifier{"shop", "public", "orders"}, isc, icecat.WithProperties(props))
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestLSNFromFooter(t *testing.T) {
 	if err := f.cat.PutSource(ctx, catalog.Source{Name: "nb", Slot: "s", Publication: "p", LSN: 100}); err != nil {
 		t.Fatal(err)
 	}
-	id := table.Identifier{"nb", "public", "t" + ingest.ChangesSuffix}
+	id := table.Identifier{"nb", "public", "t" + lakeformat.ChangesSuffix}
 	if err := f.cat.Iceberg().CreateNamespace(ctx, id[:2], nil); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	_ "github.com/apache/iceberg-go/catalog/rest" // registers the "rest" catalog type
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestIcebergREST attaches iceberg-go's own REST client to the server and
@@ -63,7 +63,7 @@ func TestIcebergREST(t *testing.T) {
 		t.Fatalf("tables %v", names)
 	}
 
-	id := ingest.Ident("shop", "public", "orders")
+	id := lakeformat.ChangelogIdent("shop", "public", "orders")
 	tbl, err := cat.LoadTable(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -84,10 +84,10 @@ func TestIcebergREST(t *testing.T) {
 	if len(got) != len(want) || len(got) == 0 {
 		t.Errorf("REST scan read %d rows, SQL catalog scan %d", len(got), len(want))
 	}
-	if ok, err := cat.CheckTableExists(ctx, ingest.Ident("shop", "public", "nope")); ok || err != nil {
+	if ok, err := cat.CheckTableExists(ctx, lakeformat.ChangelogIdent("shop", "public", "nope")); ok || err != nil {
 		t.Errorf("missing table exists=%v, %v", ok, err)
 	}
-	if _, err := cat.LoadTable(ctx, ingest.Ident("shop", "public", "nope")); !errors.Is(err, icecat.ErrNoSuchTable) {
+	if _, err := cat.LoadTable(ctx, lakeformat.ChangelogIdent("shop", "public", "nope")); !errors.Is(err, icecat.ErrNoSuchTable) {
 		t.Errorf("missing table: %v", err)
 	}
 

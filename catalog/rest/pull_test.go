@@ -17,7 +17,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // pullScript extracts the pull script from docs/warehouse-pull.md.
@@ -97,7 +97,7 @@ func TestPullScript(t *testing.T) {
 	// compaction rewrites the latest hour into one file: a new version
 	var before Manifest
 	get(t, ts, testToken, latest.Manifest, http.StatusOK, &before)
-	compactHour(t, f, ingest.Ident("shop", "public", "orders"), latest.Hour)
+	compactHour(t, f, lakeformat.ChangelogIdent("shop", "public", "orders"), latest.Hour)
 	var after Manifest
 	get(t, ts, testToken, latest.Manifest, http.StatusOK, &after)
 	if after.Version <= before.Version || after.Rows != before.Rows || len(after.Files) != 1 {
@@ -170,7 +170,7 @@ func compactHour(t *testing.T, f *lakeFixture, id table.Identifier, hour time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := iceberg.Reference(ingest.ColCommitTS)
+	ts := iceberg.Reference(lakeformat.ColCommitTS)
 	filter := iceberg.NewAnd(iceberg.GreaterThanEqual(ts, iceberg.Timestamp(hour.UnixMicro())),
 		iceberg.LessThan(ts, iceberg.Timestamp(hour.Add(time.Hour).UnixMicro())))
 	at, err := tbl.Scan(table.WithRowFilter(filter)).ToArrowTable(ctx)

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // ErrNotFound is returned (wrapped) for a source, table or partition the
@@ -165,7 +165,7 @@ func (r *Reader) list(ctx context.Context) ([]lakeTable, error) {
 				return nil, fmt.Errorf("list tables of %s: %w", strings.Join(ns, "."), err)
 			}
 			name := id[len(id)-1]
-			base, isChangelog := strings.CutSuffix(name, ingest.ChangesSuffix)
+			base, isChangelog := strings.CutSuffix(name, lakeformat.ChangesSuffix)
 			ref := TableRef{catalog.NamePart(ns[0]), catalog.NamePart(ns[1]), catalog.NamePart(base)}
 			lt := byRef[ref]
 			if lt == nil {
@@ -260,7 +260,7 @@ func (r *Reader) table(ctx context.Context, lt lakeTable) (Table, error) {
 		t.Changelog = icebergTable(cl)
 		t.SchemaVersion = cl.Schema().ID
 		t.LastChange = lastChange(cl)
-		_ = json.Unmarshal([]byte(cl.Properties()[ingest.PropPrimaryKey]), &t.PrimaryKey)
+		_ = json.Unmarshal([]byte(cl.Properties()[lakeformat.PropPrimaryKey]), &t.PrimaryKey)
 	}
 	if sn != nil {
 		t.Snapshot = icebergTable(sn)
@@ -278,7 +278,7 @@ func (r *Reader) table(ctx context.Context, lt lakeTable) (Table, error) {
 func icebergTable(tbl *table.Table) *IcebergTable {
 	md := tbl.Metadata()
 	it := &IcebergTable{Identifier: tbl.Identifier(), Location: tbl.Location(), MetadataLocation: tbl.MetadataLocation(),
-		SourceLSN: propUint(tbl.Properties(), ingest.PropSourceLSN), SchemaID: tbl.Schema().ID,
+		SourceLSN: propUint(tbl.Properties(), lakeformat.PropSourceLSN), SchemaID: tbl.Schema().ID,
 		UpdatedAt: time.UnixMilli(md.LastUpdatedMillis()).UTC()}
 	if s := tbl.CurrentSnapshot(); s != nil {
 		it.SnapshotID = &s.SnapshotID
@@ -296,7 +296,7 @@ func lastChange(tbl *table.Table) *Change {
 	md := tbl.Metadata()
 	for s := md.CurrentSnapshot(); s != nil; {
 		if s.Summary != nil && s.Summary.Operation == table.OpAppend {
-			return &Change{Time: time.UnixMilli(s.TimestampMs).UTC(), LSN: propUint(s.Summary.Properties, ingest.PropSourceLSN), SnapshotID: s.SnapshotID}
+			return &Change{Time: time.UnixMilli(s.TimestampMs).UTC(), LSN: propUint(s.Summary.Properties, lakeformat.PropSourceLSN), SnapshotID: s.SnapshotID}
 		}
 		if s.ParentSnapshotID == nil {
 			break
@@ -333,7 +333,7 @@ func (r *Reader) Snapshots(ctx context.Context, ref TableRef, kind string) ([]Sn
 		if s.Summary != nil {
 			p := s.Summary.Properties
 			sn.Operation = string(s.Summary.Operation)
-			sn.WatermarkLSN = propUint(p, ingest.PropSourceLSN)
+			sn.WatermarkLSN = propUint(p, lakeformat.PropSourceLSN)
 			sn.Files, sn.Rows = propIntPtr(p, "total-data-files"), propIntPtr(p, "total-records")
 			sn.AddedFiles, sn.AddedRows = propIntPtr(p, "added-data-files"), propIntPtr(p, "added-records")
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestReloadAfterClosedPull plays a reload that runs for hours beside
@@ -256,9 +257,9 @@ func (w *warehouse) state() map[string]string {
 	out := map[string]string{}
 	for _, r := range rows {
 		switch r.op {
-		case ingest.OpTruncate:
+		case lakeformat.OpTruncate:
 			clear(out)
-		case ingest.OpDelete:
+		case lakeformat.OpDelete:
 			delete(out, r.id)
 		default:
 			out[r.id] = r.v
@@ -288,8 +289,8 @@ func warehouseRows(t *testing.T, data []byte) []warehouseRow {
 	for tr.Next() {
 		rec := tr.RecordBatch()
 		col := func(name string) arrow.Array { return rec.Column(rec.Schema().FieldIndices(name)[0]) }
-		id, v, op := col("id"), col("v"), col(ingest.ColOp)
-		lsn, seq := col(ingest.ColLSN).(*array.Int64), col(ingest.ColSeq).(*array.Int64)
+		id, v, op := col("id"), col("v"), col(lakeformat.ColOp)
+		lsn, seq := col(lakeformat.ColLSN).(*array.Int64), col(lakeformat.ColSeq).(*array.Int64)
 		for i := 0; i < int(rec.NumRows()); i++ {
 			r := warehouseRow{op: op.ValueStr(i), lsn: lsn.Value(i), seq: seq.Value(i)}
 			if !id.IsNull(i) {

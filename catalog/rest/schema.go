@@ -10,16 +10,10 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
-// PropPGTypes is the table property in which ingest may record the
-// PostgreSQL type of each source column, as a JSON object
-// {"column": "numeric(10,2)"}. Without it the API infers the type from the
-// lake type.
-const PropPGTypes = "cdclake.pg-types"
-
-var cdcColumns = []string{ingest.ColOp, ingest.ColLSN, ingest.ColSeq, ingest.ColXID, ingest.ColCommitTS, ingest.ColUnchanged}
+var cdcColumns = []string{lakeformat.ColOp, lakeformat.ColLSN, lakeformat.ColSeq, lakeformat.ColXID, lakeformat.ColCommitTS, lakeformat.ColUnchanged}
 
 // Schema returns a table's current schema with PostgreSQL and lake types,
 // and every schema the table has had. The changelog's schemas are used
@@ -42,12 +36,12 @@ func (r *Reader) Schema(ctx context.Context, ref TableRef) (Schema, error) {
 	}
 	sourceNames := map[string]string{} // lake name -> source name
 	var lakeNames map[string]string    // source name -> lake name
-	_ = json.Unmarshal([]byte(tbl.Properties()[ingest.PropColumnNames]), &lakeNames)
+	_ = json.Unmarshal([]byte(tbl.Properties()[lakeformat.PropColumnNames]), &lakeNames)
 	for src, lk := range lakeNames {
 		sourceNames[lk] = src
 	}
 	pgTypes := map[string]string{}
-	_ = json.Unmarshal([]byte(tbl.Properties()[PropPGTypes]), &pgTypes)
+	_ = json.Unmarshal([]byte(tbl.Properties()[lakeformat.PropPGTypes]), &pgTypes)
 
 	md := tbl.Metadata()
 	cur := md.CurrentSchema()
@@ -63,7 +57,7 @@ func (r *Reader) Schema(ctx context.Context, ref TableRef) (Schema, error) {
 			t := time.UnixMilli(first.TimestampMs).UTC()
 			v.Since = &t
 			if first.Summary != nil {
-				v.SinceLSN = propUint(first.Summary.Properties, ingest.PropSourceLSN)
+				v.SinceLSN = propUint(first.Summary.Properties, lakeformat.PropSourceLSN)
 			}
 		}
 		out.History = append(out.History, v)

@@ -13,8 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestSharedPostgresCatalog runs two ingest commands (two sources, each
@@ -86,7 +86,7 @@ func TestSharedPostgresCatalog(t *testing.T) {
 	}
 	defer cat.Close()
 	for _, db := range sources {
-		tbl, err := cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent(db, "public", "orders"))
+		tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent(db, "public", "orders"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestCompactCommand ingests a table, compacts it with the command and
@@ -56,7 +56,7 @@ func TestCompactCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	tbl, err := cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent("shop", "public", "orders"))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "orders"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestCompactCommand(t *testing.T) {
 	if at.NumRows() != 90 {
 		t.Errorf("snapshot table holds %d rows, want 90", at.NumRows())
 	}
-	if tbl.Properties()[compact.PropSourceLSN] == "" {
+	if tbl.Properties()[lakeformat.PropSourceLSN] == "" {
 		t.Error("snapshot table has no watermark property")
 	}
 }

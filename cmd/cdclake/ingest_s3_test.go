@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/internal/s3test"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestIngestCommandS3 runs the ingest command against S3 lakes and reads
@@ -39,7 +39,7 @@ func TestIngestCommandS3(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cat.Close()
-			tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("shop_"+srv.Name, "public", "orders"))
+			tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent("shop_"+srv.Name, "public", "orders"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,8 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestResnapshotAfterMove streams a source into a lake, then moves the
@@ -142,11 +142,11 @@ func snapshotWatermark(t *testing.T, ctx context.Context, lakeDir string) uint64
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	tbl, err := cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent("shop", "public", "items"))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "items"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := strconv.ParseUint(tbl.Properties()[compact.PropSourceLSN], 10, 64)
+	w, err := strconv.ParseUint(tbl.Properties()[lakeformat.PropSourceLSN], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func checkSnapshotTable(t *testing.T, ctx context.Context, lakeDir string, pg *p
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	tbl, err := cat.Iceberg().LoadTable(ctx, compact.SnapshotIdent("shop", "public", "items"))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "items"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,13 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // changes counts the rows of a source table's changelog (0 if missing).
 func changes(t *testing.T, cat *catalog.Catalog, source, table string) int64 {
 	t.Helper()
-	tbl, err := cat.Iceberg().LoadTable(context.Background(), ingest.Ident(source, "public", table))
+	tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent(source, "public", table))
 	if err != nil {
 		return 0
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -105,13 +104,6 @@ func (e *env) queryInt(ctx context.Context, sql string) (int64, error) {
 	return v, err
 }
 
-// processCPU returns the user+system CPU time of this process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // walsenderWatcher samples the CPU time of the walsender serving
 // application name app until stopped, and returns the last sample.
 func (e *env) walsenderWatcher(ctx context.Context, app string) (stop func() time.Duration) {
@@ -155,8 +147,8 @@ type Report struct {
 	Results   []Result // stream, big-transaction, snapshot
 	Query     *QueryReport
 	Freshness *FreshnessReport
-	Compact   []compact.BenchResult
-	Metadata  []compact.MetadataPoint
+	Compact   []CompactResult
+	Metadata  []MetadataPoint
 }
 
 // Run runs scenario name and adds its results to r.
@@ -175,14 +167,14 @@ func Run(ctx context.Context, name string, o Options, r *Report) error {
 	case "freshness":
 		r.Freshness, err = Freshness(ctx, o)
 	case "compact":
-		co := compact.BenchOptions{Rows: o.Rows}
+		co := CompactOptions{Rows: o.Rows}
 		if o.Changes > 0 { // as the defaults: one large batch, then 1% recent and 1% uniform
-			co.Scenarios = []compact.BenchScenario{{Changes: o.Changes}, {Changes: max(1, o.Changes/100), Recent: true},
+			co.Scenarios = []CompactScenario{{Changes: o.Changes}, {Changes: max(1, o.Changes/100), Recent: true},
 				{Changes: max(1, o.Changes/100)}}
 		}
-		r.Compact, err = compact.Bench(ctx, co)
+		r.Compact, err = Compaction(ctx, co)
 	case "metadata":
-		r.Metadata, err = compact.BenchMetadata(ctx, compact.MetadataBenchOptions{Flushes: o.Flushes,
+		r.Metadata, err = Metadata(ctx, MetadataOptions{Flushes: o.Flushes,
 			Options: compact.Options{ChangelogMaxSnapshots: o.Snapshots}})
 	default:
 		return fmt.Errorf("no scenario %q", name)
@@ -223,12 +215,12 @@ func (r *Report) Print(w io.Writer) {
 	if len(r.Compact) > 0 {
 		fmt.Fprintf(w, "%scompact: cdclake's compaction vs DuckDB running the merge SQL over the same Parquet files\n"+
 			"  (ratio, on DuckDB's line = cdclake time / DuckDB time: < 1, cdclake is faster)\n", sep)
-		compact.PrintBench(w, r.Compact)
+		PrintCompaction(w, r.Compact)
 		sep = "\n"
 	}
 	if len(r.Metadata) > 0 {
 		fmt.Fprintf(w, "%smetadata: a flush a (simulated) second on one changelog, a compaction pass every 60 flushes\n", sep)
-		compact.PrintMetadataBench(w, r.Metadata)
+		PrintMetadata(w, r.Metadata)
 	}
 }
 

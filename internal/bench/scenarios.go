@@ -100,13 +100,13 @@ func Stream(ctx context.Context, o Options) ([]Result, error) {
 
 	watch = e.walsenderWatcher(ctx, "cdclake_bench")
 	procstat.ResetPeakRSS()
-	cpu0 := processCPU()
+	cpu0 := procstat.CPU()
 	start = time.Now()
 	if err := ingest.Run(ctx, e.cat, ing); err != nil {
 		return nil, err
 	}
 	got := Result{Scenario: "stream", Who: "cdclake", Rows: rows, Bytes: walBytes, Elapsed: time.Since(start),
-		CPU: processCPU() - cpu0, WalsenderCPU: watch(), PeakRSS: procstat.PeakRSS()}
+		CPU: procstat.CPU() - cpu0, WalsenderCPU: watch(), PeakRSS: procstat.PeakRSS()}
 	return []Result{got, ref}, nil
 }
 
@@ -134,13 +134,13 @@ func BigTransaction(ctx context.Context, o Options) ([]Result, error) {
 		debug.SetMemoryLimit(o.MemBudget + 256<<20)
 	}
 	procstat.ResetPeakRSS()
-	cpu0 := processCPU()
+	cpu0 := procstat.CPU()
 	start := time.Now()
 	if err := ingest.Run(ctx, e.cat, ing); err != nil {
 		return nil, err
 	}
 	return []Result{{Scenario: "big-transaction", Who: fmt.Sprintf("cdclake (budget %d MiB)", o.MemBudget>>20), Rows: o.Rows,
-		Bytes: size, Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: procstat.PeakRSS()}}, nil
+		Bytes: size, Elapsed: time.Since(start), CPU: procstat.CPU() - cpu0, PeakRSS: procstat.PeakRSS()}}, nil
 }
 
 // Snapshot copies a 10M-row table with cdclake's initial snapshot, and with
@@ -171,14 +171,14 @@ func Snapshot(ctx context.Context, o Options) ([]Result, error) {
 	ref := Result{Scenario: "snapshot", Who: fmt.Sprintf("COPY binary x%d", o.Workers), Rows: o.Rows, Bytes: size, Elapsed: runs[1]}
 
 	procstat.ResetPeakRSS()
-	cpu0 := processCPU()
+	cpu0 := procstat.CPU()
 	start := time.Now()
 	err = ingest.Run(ctx, e.cat, ingest.Options{Source: e.url(), Name: "bench", CatchUp: true, Logger: e.log, SnapshotWorkers: o.Workers})
 	if err != nil {
 		return nil, err
 	}
 	got := Result{Scenario: "snapshot", Who: fmt.Sprintf("cdclake x%d", o.Workers), Rows: o.Rows, Bytes: size,
-		Elapsed: time.Since(start), CPU: processCPU() - cpu0, PeakRSS: procstat.PeakRSS()}
+		Elapsed: time.Since(start), CPU: procstat.CPU() - cpu0, PeakRSS: procstat.PeakRSS()}
 	return []Result{got, ref}, nil
 }
 

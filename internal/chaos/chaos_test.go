@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestChaosFaults streams a workload into an S3 lake through the cdclake
@@ -514,7 +514,7 @@ func verifyFiles(t *testing.T, cat *catalog.Catalog, source string, tables []str
 	t.Helper()
 	n := 0
 	for _, name := range tables {
-		tbl, err := cat.Iceberg().LoadTable(context.Background(), ingest.Ident(source, "public", name))
+		tbl, err := cat.Iceberg().LoadTable(context.Background(), lakeformat.ChangelogIdent(source, "public", name))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/catalog"
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Row is one changelog row of a workload table.
@@ -32,7 +32,7 @@ type Row struct {
 // ReadChangelog scans the changelog of source table public.name and
 // returns its rows ordered by (_cdc_lsn, _cdc_seq).
 func ReadChangelog(ctx context.Context, cat *catalog.Catalog, source, name string) ([]Row, error) {
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident(source, "public", name))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent(source, "public", name))
 	if err != nil {
 		return nil, fmt.Errorf("load changelog of %s: %w", name, err)
 	}
@@ -54,7 +54,7 @@ func ReadChangelog(ctx context.Context, cat *catalog.Catalog, source, name strin
 			return rec.Column(idx[0]), nil
 		}
 		var cols [8]arrow.Array
-		for i, c := range []string{ingest.ColOp, ingest.ColLSN, ingest.ColSeq, ingest.ColXID, "id", "ver", "pad", ingest.ColUnchanged} {
+		for i, c := range []string{lakeformat.ColOp, lakeformat.ColLSN, lakeformat.ColSeq, lakeformat.ColXID, "id", "ver", "pad", lakeformat.ColUnchanged} {
 			if cols[i], err = col(c); err != nil {
 				return nil, err
 			}
@@ -207,7 +207,7 @@ func check(ctx context.Context, cat *catalog.Catalog, conn *pgx.Conn, source str
 			if row.positionRepeat {
 				continue
 			}
-			if row.Op == ingest.OpInsert || row.Op == ingest.OpUpdate || row.Op == ingest.OpDelete {
+			if row.Op == lakeformat.OpInsert || row.Op == lakeformat.OpUpdate || row.Op == lakeformat.OpDelete {
 				byXid[row.Xid] = append(byXid[row.Xid], row)
 			}
 		}
@@ -229,13 +229,13 @@ func (r *Report) compareState(name string, rows []Row, src map[int64]SourceRow) 
 			continue
 		}
 		switch row.Op {
-		case ingest.OpTruncate:
+		case lakeformat.OpTruncate:
 			state = map[int64]SourceRow{}
 			continue
-		case ingest.OpDelete:
+		case lakeformat.OpDelete:
 			delete(state, row.ID)
 			continue
-		case ingest.OpRead:
+		case lakeformat.OpRead:
 			if l, ok := snapKeys[row.ID]; ok && l == row.LSN {
 				r.Duplicates++
 				r.problem("%s: the snapshot at lsn %d read id %d twice", name, row.LSN, row.ID)
@@ -326,7 +326,7 @@ func (r *Report) compareHistory(byXid map[int64][]Row, txns []Txn) {
 		}
 		for _, row := range rows {
 			c := Change{Table: row.Table, Op: row.Op, ID: row.ID}
-			if row.Op != ingest.OpDelete {
+			if row.Op != lakeformat.OpDelete {
 				c.Ver = row.Ver
 			}
 			k := key{c.Table, c.ID}

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestChaosCheckFindsFaults feeds the checker a correct changelog and
@@ -52,7 +52,7 @@ func TestChaosCheckFindsFaults(t *testing.T) {
 		r.compareState("t", rows, source)
 		byXid := map[int64][]Row{}
 		for _, row := range rows {
-			if !row.positionRepeat && row.Op != ingest.OpRead && row.Op != ingest.OpTruncate {
+			if !row.positionRepeat && row.Op != lakeformat.OpRead && row.Op != lakeformat.OpTruncate {
 				byXid[row.Xid] = append(byXid[row.Xid], row)
 			}
 		}

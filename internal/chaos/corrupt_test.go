@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // TestChaosCorruptParquet damages data files of a changelog in the S3
@@ -42,7 +42,7 @@ func TestChaosCorruptParquet(t *testing.T) {
 		}
 	}
 	cat := openCatalog(t, catPath, "s3://lake/corrupt", srv)
-	tbl, err := cat.Iceberg().LoadTable(ctx, ingest.Ident("corrupt", "public", "items"))
+	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.ChangelogIdent("corrupt", "public", "items"))
 	if err != nil {
 		t.Fatal(err)
 	}

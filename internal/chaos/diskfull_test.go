@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // spillDir returns a folder with about 2 MB of space: a tmpfs of 2m when
@@ -131,7 +131,7 @@ func TestChaosSpillDiskFull(t *testing.T) {
 	}
 	updates := 0
 	for _, r := range rows {
-		if r.Op == ingest.OpUpdate {
+		if r.Op == lakeformat.OpUpdate {
 			updates++
 		}
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 // Change is one row change a transaction made, as the changelog must
@@ -450,7 +450,7 @@ func (w *Workload) ops(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, m *m
 				return err
 			}
 			m.set(t, id, 1)
-			txn.Changes = append(txn.Changes, Change{name, ingest.OpInsert, id, 1})
+			txn.Changes = append(txn.Changes, Change{name, lakeformat.OpInsert, id, 1})
 		case r < 75: // update
 			want := m.ver[t][id] + 1
 			sql := fmt.Sprintf("UPDATE %s SET ver = ver + 1, pad = %s WHERE id = $1 RETURNING ver", name, padSQL("id", "ver + 1", padChunks))
@@ -458,7 +458,7 @@ func (w *Workload) ops(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, m *m
 				return err
 			}
 			m.set(t, id, want)
-			txn.Changes = append(txn.Changes, Change{name, ingest.OpUpdate, id, want})
+			txn.Changes = append(txn.Changes, Change{name, lakeformat.OpUpdate, id, want})
 		case r < 92: // delete
 			tag, err := conn.Exec(ctx, fmt.Sprintf("DELETE FROM %s WHERE id = $1", name), id)
 			if err != nil {
@@ -468,7 +468,7 @@ func (w *Workload) ops(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, m *m
 				return fmt.Errorf("%w: delete of %s id %d changed %d rows", errFatal, name, id, tag.RowsAffected())
 			}
 			m.set(t, id, 0)
-			txn.Changes = append(txn.Changes, Change{name, ingest.OpDelete, id, 0})
+			txn.Changes = append(txn.Changes, Change{name, lakeformat.OpDelete, id, 0})
 		default: // key change: the row moves to a new id
 			to := m.newID(rng, t)
 			want := m.ver[t][id] + 1
@@ -478,7 +478,7 @@ func (w *Workload) ops(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, m *m
 			}
 			m.set(t, id, 0)
 			m.set(t, to, want)
-			txn.Changes = append(txn.Changes, Change{name, ingest.OpDelete, id, 0}, Change{name, ingest.OpUpdate, to, want})
+			txn.Changes = append(txn.Changes, Change{name, lakeformat.OpDelete, id, 0}, Change{name, lakeformat.OpUpdate, to, want})
 		}
 	}
 	return nil
@@ -538,7 +538,7 @@ func (w *Workload) large(ctx context.Context, conn *pgx.Conn, rng *rand.Rand, m 
 				return fmt.Errorf("%w: bulk update of %s id %d gave version %d, want %d", errFatal, w.Tables[t], id, ver, want)
 			}
 			m.set(t, id, ver)
-			txn.Changes = append(txn.Changes, Change{w.Tables[t], ingest.OpUpdate, id, ver})
+			txn.Changes = append(txn.Changes, Change{w.Tables[t], lakeformat.OpUpdate, id, ver})
 			n++
 		}
 		if err := res.Err(); err != nil {

@@ -1,6 +1,6 @@
 // Package procstat reads the resource use of processes from /proc for the
-// benchmarks (internal/bench, compact's benchmark): peak resident memory
-// of this process and CPU time of another one.
+// benchmarks (internal/bench, compact's backlog benchmark): peak resident memory
+// and CPU time of this process, CPU time of another one.
 package procstat
 
 import (
@@ -8,8 +8,16 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
+
+// CPU returns the user+system CPU time of this process.
+func CPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // PeakRSS returns this process's peak resident set size (VmHWM) in bytes,
 // 0 when /proc does not tell.

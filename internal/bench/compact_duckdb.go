@@ -1,6 +1,6 @@
 //go:build duckdb_arrow
 
-package compact
+package bench
 
 import (
 	"context"

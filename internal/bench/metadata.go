@@ -1,11 +1,10 @@
-package compact
+package bench
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand"
 	"os"
 	"slices"
 	"strconv"
@@ -14,22 +13,24 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 
+	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/ingest"
+	"github.com/cdclake/cdclake/internal/changegen"
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
-// MetadataBenchOptions size the metadata growth benchmark. Zero values
+// MetadataOptions size the metadata growth benchmark. Zero values
 // mean the defaults.
-type MetadataBenchOptions struct {
+type MetadataOptions struct {
 	Flushes      int // commits of a few rows, one simulated second apart (default 86,400: a day)
 	CompactEvery int // a compaction pass every this many flushes (default 60: once a minute)
 	ReportEvery  int // a report line every this many flushes (default 3,600: an hour)
 	RowsPerFlush int // default 5
 	Dir          string
 	Logger       *slog.Logger
-	Options      Options // compaction options
+	Options      compact.Options // compaction options
 }
 
 // MetadataPoint is the state of the changelog after some flushes.
@@ -43,14 +44,14 @@ type MetadataPoint struct {
 	CompactMean   time.Duration // compaction passes since the previous point
 }
 
-// BenchMetadata simulates ingest committing a few rows to one changelog
+// Metadata simulates ingest committing a few rows to one changelog
 // every second, with a compaction pass (compaction, hour merges, snapshot
 // expiry) every minute, and reports the changelog's metadata size and
 // commit latency along the way. Time is simulated in the rows' commit
 // timestamps only: the flushes run as fast as they can, so retention by
 // age keeps more snapshots than at one commit a second and the snapshot
 // count cap (Options.ChangelogMaxSnapshots) is what bounds them.
-func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint, error) {
+func Metadata(ctx context.Context, o MetadataOptions) ([]MetadataPoint, error) {
 	if o.Flushes <= 0 {
 		o.Flushes = 86_400
 	}
@@ -66,46 +67,44 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cat, _, done, err := benchCatalog(ctx, o.Dir, "cdclake-bench-metadata-")
+	cat, _, done, err := changegen.Lake(ctx, o.Dir, "cdclake-bench-metadata-")
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	ref := TableRef{"bench", "public", "orders"}
-	g := &benchGen{rng: rand.New(rand.NewSource(1)), lsn: 1000, next: 1}
-	tbl, err := g.createChangelog(ctx, cat, ref)
+	ref := compact.TableRef{Source: "bench", Schema: "public", Name: "orders"}
+	ident := lakeformat.ChangelogIdent(ref.Source, ref.Schema, ref.Name)
+	g := changegen.New(1, 1)
+	tbl, err := g.CreateChangelog(ctx, cat, ident)
 	if err != nil {
 		return nil, err
 	}
 	co := o.Options
-	co.Tables = []TableRef{ref}
+	co.Tables = []compact.TableRef{ref}
 	co.Logger = o.Logger
-	c := New(cat, co)
+	c := compact.New(cat, co)
 	var out []MetadataPoint
 	var commits, passes []time.Duration
 	for i := 1; i <= o.Flushes; i++ {
-		b := &changeBuilder{g: g, b: array.NewRecordBuilder(memory.DefaultAllocator, benchSchema)}
-		g.lsn += 1000
-		g.hour = g.hour.Add(time.Second)
-		b.ts = arrow.Timestamp(g.hour.UnixMicro())
+		b := g.Builder()
+		b.Begin()
 		for range o.RowsPerFlush {
-			if g.next > 100 && g.rng.Intn(2) == 0 {
-				b.row("u", 1+g.rng.Int63n(g.next-1))
+			if g.Next > 100 && g.Rng.Intn(2) == 0 {
+				b.Row("u", 1+g.Rng.Int63n(g.Next-1))
 			} else {
-				b.row("c", g.next)
-				g.next++
+				b.Row("c", g.Next)
+				g.Next++
 			}
 		}
-		rec := b.b.NewRecordBatch()
-		b.b.Release()
-		at := array.NewTableFromRecords(benchSchema, []arrow.RecordBatch{rec})
+		rec := b.Record()
+		at := array.NewTableFromRecords(changegen.Schema, []arrow.RecordBatch{rec})
 		start := time.Now()
 		for attempt := 0; ; attempt++ {
 			base := tbl
 			tx := tbl.NewTransaction()
-			err = tx.AppendTable(ctx, at, int64(o.RowsPerFlush), iceberg.Properties{PropSourceLSN: strconv.FormatInt(g.lsn+1, 10)})
+			err = tx.AppendTable(ctx, at, int64(o.RowsPerFlush), iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
 			if err == nil {
-				err = tx.SetProperties(iceberg.Properties{PropSourceLSN: strconv.FormatInt(g.lsn+1, 10)})
+				err = tx.SetProperties(iceberg.Properties{lakeformat.PropSourceLSN: strconv.FormatInt(g.LSN+1, 10)})
 			}
 			if err == nil {
 				tbl, err = tx.Commit(ctx)
@@ -113,7 +112,7 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 			if err == nil || !ingest.LostRace(ctx, cat.Iceberg(), base, err) || attempt > 5 {
 				break
 			}
-			if tbl, err = cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name)); err != nil {
+			if tbl, err = cat.Iceberg().LoadTable(ctx, ident); err != nil {
 				break
 			}
 		}
@@ -129,7 +128,7 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 				return out, fmt.Errorf("compaction after flush %d: %w", i, err)
 			}
 			passes = append(passes, time.Since(start))
-			if tbl, err = cat.Iceberg().LoadTable(ctx, ChangelogIdent(ref.Source, ref.Schema, ref.Name)); err != nil {
+			if tbl, err = cat.Iceberg().LoadTable(ctx, ident); err != nil {
 				return out, err
 			}
 		}
@@ -161,8 +160,8 @@ func BenchMetadata(ctx context.Context, o MetadataBenchOptions) ([]MetadataPoint
 	return out, nil
 }
 
-// PrintMetadataBench writes the points as a table.
-func PrintMetadataBench(w io.Writer, points []MetadataPoint) {
+// PrintMetadata writes the points as a table.
+func PrintMetadata(w io.Writer, points []MetadataPoint) {
 	fmt.Fprintf(w, "%8s %14s %9s %6s %12s %12s %14s\n", "flushes", "metadata KiB", "snapshots", "files", "commit p50", "commit p99", "compact mean")
 	for _, p := range points {
 		fmt.Fprintf(w, "%8d %14.1f %9d %6d %12s %12s %14s\n", p.Flushes, float64(p.MetadataBytes)/1024, p.Snapshots, p.DataFiles,
