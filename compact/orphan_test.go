@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/ingest"
 	"github.com/cdclake/cdclake/internal/pgtest"
