@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	icecat "github.com/apache/iceberg-go/catalog"
+
+	"github.com/cdclake/cdclake/lakeformat"
 )
 
 var hostileNames = []string{
@@ -18,8 +20,8 @@ func TestIdentPart(t *testing.T) {
 	seen := map[string]string{}
 	for _, name := range hostileNames {
 		t.Run(name, func(t *testing.T) {
-			part := IdentPart(name)
-			if got := NamePart(part); got != name {
+			part := lakeformat.IdentPart(name)
+			if got := lakeformat.NamePart(part); got != name {
 				t.Errorf("NamePart(IdentPart(%q)) = %q (part %q)", name, got, part)
 			}
 			if err := icecat.ValidateTableIdentifier([]string{"src", part, part + "__changes"}); err != nil {
@@ -32,7 +34,7 @@ func TestIdentPart(t *testing.T) {
 		})
 	}
 	for _, plain := range []string{"orders", "été", "a b?#", strings.Repeat("x", 63), "%2e%2e", "%zz"} {
-		if got := NamePart(plain); got != plain {
+		if got := lakeformat.NamePart(plain); got != plain {
 			t.Errorf("NamePart(%q) = %q, want it unchanged", plain, got)
 		}
 	}
@@ -63,8 +65,8 @@ func TestTableLocation(t *testing.T) {
 	seen := map[string]bool{}
 	for _, name := range hostileNames {
 		for _, ident := range [][]string{
-			{"shop", IdentPart(name), IdentPart(name) + "__changes"},
-			{IdentPart(name), "public", IdentPart(name)},
+			{"shop", lakeformat.IdentPart(name), lakeformat.IdentPart(name) + "__changes"},
+			{lakeformat.IdentPart(name), "public", lakeformat.IdentPart(name)},
 		} {
 			loc := TableLocation(wh+"/", ident)
 			u, err := url.Parse(loc)

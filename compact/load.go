@@ -249,9 +249,9 @@ func (c *Compactor) Tables(ctx context.Context) ([]TableRef, error) {
 			if err != nil {
 				return nil, fmt.Errorf("list tables of %s: %w", strings.Join(ns, "."), err)
 			}
-			name := catalog.NamePart(id[len(id)-1])
+			name := lakeformat.NamePart(id[len(id)-1])
 			if base, ok := strings.CutSuffix(name, lakeformat.ChangesSuffix); ok && len(id) == 3 {
-				out = append(out, TableRef{catalog.NamePart(id[0]), catalog.NamePart(id[1]), base})
+				out = append(out, TableRef{lakeformat.NamePart(id[0]), lakeformat.NamePart(id[1]), base})
 			}
 		}
 	}

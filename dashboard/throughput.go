@@ -113,10 +113,10 @@ func throughput(ctx context.Context, cat *catalog.Catalog, now time.Time, window
 		bySource[t.Sources[i].Source] = &t.Sources[i]
 	}
 	for _, ns := range nss {
-		if len(ns) != 2 || bySource[catalog.NamePart(ns[0])] == nil {
+		if len(ns) != 2 || bySource[lakeformat.NamePart(ns[0])] == nil {
 			continue
 		}
-		st := bySource[catalog.NamePart(ns[0])]
+		st := bySource[lakeformat.NamePart(ns[0])]
 		for id, err := range ice.ListTables(ctx, ns) {
 			if err != nil {
 				return t, fmt.Errorf("list tables: %w", err)

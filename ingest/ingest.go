@@ -351,7 +351,7 @@ func lakeTop(ctx context.Context, cat *catalog.Catalog, rec catalog.Source) (uin
 	for _, s := range snaps {
 		top = max(top, s.LSN)
 	}
-	root := table.Identifier{catalog.IdentPart(rec.Name)}
+	root := table.Identifier{lakeformat.IdentPart(rec.Name)}
 	nss, err := cat.Iceberg().ListNamespaces(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("list the namespaces of %s: %w", rec.Name, err)

@@ -22,7 +22,7 @@
 //     each row), complete up to its PropSourceLSN.
 //
 // Every level of an identifier is a PostgreSQL name encoded by
-// catalog.IdentPart (decoded by catalog.NamePart), so any name is a valid
+// IdentPart (decoded by NamePart), so any name is a valid
 // Iceberg identifier. Both tables carry PropSourceLSN and PropPrimaryKey;
 // the changelog also PropPGTypes, PropColumnNames, PropColumnDefaults and,
 // for a partitioned source table, PropPartitions; the snapshot table

@@ -7,8 +7,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
-
-	"github.com/cdclake/cdclake/catalog"
 )
 
 // Change operations, the values of the ColOp column.
@@ -106,11 +104,11 @@ const ChangesSuffix = "__changes"
 // ChangelogIdent returns the Iceberg identifier of a source table's
 // changelog.
 func ChangelogIdent(source, schema, name string) table.Identifier {
-	return table.Identifier{catalog.IdentPart(source), catalog.IdentPart(schema), catalog.IdentPart(name + ChangesSuffix)}
+	return table.Identifier{IdentPart(source), IdentPart(schema), IdentPart(name + ChangesSuffix)}
 }
 
 // SnapshotIdent returns the Iceberg identifier of a source table's
 // snapshot table.
 func SnapshotIdent(source, schema, name string) table.Identifier {
-	return table.Identifier{catalog.IdentPart(source), catalog.IdentPart(schema), catalog.IdentPart(name)}
+	return table.Identifier{IdentPart(source), IdentPart(schema), IdentPart(name)}
 }

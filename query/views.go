@@ -13,7 +13,6 @@ import (
 	icecat "github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/compact"
 	"github.com/cdclake/cdclake/lakeformat"
 )
@@ -25,7 +24,7 @@ type lakeTable struct {
 	Source, Schema, Name string
 	HasSnapshot          bool
 	// ns and ident are the Iceberg namespace and the snapshot table's
-	// last level, encoded as catalog.IdentPart does.
+	// last level, encoded as lakeformat.IdentPart does.
 	ns    table.Identifier
 	ident string
 }
@@ -59,8 +58,8 @@ func listTables(ctx context.Context, cat icecat.Catalog) ([]lakeTable, error) {
 		}
 		for n := range names {
 			if base, ok := strings.CutSuffix(n, lakeformat.ChangesSuffix); ok && base != "" {
-				out = append(out, lakeTable{Source: catalog.NamePart(ns[0]), Schema: catalog.NamePart(ns[1]),
-					Name: catalog.NamePart(base), HasSnapshot: names[base], ns: ns, ident: base})
+				out = append(out, lakeTable{Source: lakeformat.NamePart(ns[0]), Schema: lakeformat.NamePart(ns[1]),
+					Name: lakeformat.NamePart(base), HasSnapshot: names[base], ns: ns, ident: base})
 			}
 		}
 	}

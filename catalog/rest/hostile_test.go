@@ -39,7 +39,7 @@ func TestHostileNames(t *testing.T) {
 			src := f.source(t, db, "CREATE TABLE "+quoted+" (id int PRIMARY KEY, val text)")
 			f.pg.Exec(t, db, "INSERT INTO "+quoted+" SELECT g, 'v' || g FROM generate_series(1, 20) g")
 			// iceberg-go refuses "/" in identifiers: lakeformat.ChangelogIdent encodes every
-			// name (catalog.IdentPart) and places its table with
+			// name (lakeformat.IdentPart) and places its table with
 			// catalog.TableLocation, so every name is stored
 			if err := f.ingest(src); err != nil {
 				t.Fatalf("ingest of table %q: %v", name, err)
@@ -99,13 +99,13 @@ func checkHostile(t *testing.T, f *lakeFixture, ts *httptest.Server, ref TableRe
 	if lt.MetadataLocation != cl.MetadataLocation {
 		t.Errorf("Iceberg REST metadata-location %q, want %q", lt.MetadataLocation, cl.MetadataLocation)
 	}
-	if base, _ := strings.CutSuffix(id[2], lakeformat.ChangesSuffix); catalog.NamePart(base) != ref.Table {
+	if base, _ := strings.CutSuffix(id[2], lakeformat.ChangesSuffix); lakeformat.NamePart(base) != ref.Table {
 		t.Errorf("identifier %q does not decode to %q", id[2], ref.Table)
 	}
 }
 
 // TestEncodedNames writes changelog tables the way ingest does, with
-// encoded names (catalog.IdentPart for identifiers, catalog.TableLocation
+// encoded names (lakeformat.IdentPart for identifiers, catalog.TableLocation
 // for locations), including the names iceberg-go refuses raw, and checks
 // the API on them.
 func TestEncodedNames(t *testing.T) {
@@ -118,7 +118,7 @@ func TestEncodedNames(t *testing.T) {
 			if err := f.cat.PutSource(ctx, catalog.Source{Name: src, Slot: "s", Publication: "p", LSN: 100, CommitTime: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
-			id := table.Identifier{catalog.IdentPart(src), catalog.IdentPart("public"), catalog.IdentPart(name + lakeformat.ChangesSuffix)}
+			id := table.Identifier{lakeformat.IdentPart(src), lakeformat.IdentPart("public"), lakeformat.IdentPart(name + lakeformat.ChangesSuffix)}
 			if err := f.cat.Iceberg().CreateNamespace(ctx, id[:2], nil); err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,7 @@ import (
 // /iceberg: a client configured with uri=<server>/iceberg calls
 // /iceberg/v1/config and then the routes below (no prefix). Namespace
 // levels are joined with the unit separator (%1F in paths). Identifiers are
-// the lake's own (levels encoded by catalog.IdentPart). Everything that
+// the lake's own (levels encoded by lakeformat.IdentPart). Everything that
 // would change the catalog answers 406.
 
 // icebergEndpoints are the endpoints advertised in /v1/config.

@@ -145,7 +145,7 @@ type lakeTable struct {
 }
 
 // list returns the source tables of the lake, ordered by name. Identifier
-// levels are decoded with catalog.NamePart.
+// levels are decoded with lakeformat.NamePart.
 func (r *Reader) list(ctx context.Context) ([]lakeTable, error) {
 	ice := r.o.Catalog.Iceberg()
 	nss, err := ice.ListNamespaces(ctx, nil)
@@ -166,7 +166,7 @@ func (r *Reader) list(ctx context.Context) ([]lakeTable, error) {
 			}
 			name := id[len(id)-1]
 			base, isChangelog := strings.CutSuffix(name, lakeformat.ChangesSuffix)
-			ref := TableRef{catalog.NamePart(ns[0]), catalog.NamePart(ns[1]), catalog.NamePart(base)}
+			ref := TableRef{lakeformat.NamePart(ns[0]), lakeformat.NamePart(ns[1]), lakeformat.NamePart(base)}
 			lt := byRef[ref]
 			if lt == nil {
 				lt = &lakeTable{ref: ref}

@@ -25,6 +25,7 @@ import (
 	"github.com/cdclake/cdclake/catalog"
 	"github.com/cdclake/cdclake/internal/pgtest"
 	"github.com/cdclake/cdclake/lake"
+	"github.com/cdclake/cdclake/lakeformat"
 	"github.com/cdclake/cdclake/query"
 )
 
@@ -608,11 +609,11 @@ func parseLSN(s string) uint64 {
 }
 
 func changelogIdent(db, tbl string) table.Identifier {
-	return table.Identifier{catalog.IdentPart(db), catalog.IdentPart("public"), catalog.IdentPart(tbl + "__changes")}
+	return table.Identifier{lakeformat.IdentPart(db), lakeformat.IdentPart("public"), lakeformat.IdentPart(tbl + "__changes")}
 }
 
 func snapshotIdent(db, tbl string) table.Identifier {
-	return table.Identifier{catalog.IdentPart(db), catalog.IdentPart("public"), catalog.IdentPart(tbl)}
+	return table.Identifier{lakeformat.IdentPart(db), lakeformat.IdentPart("public"), lakeformat.IdentPart(tbl)}
 }
 
 // compare checks every published table of every source through the read
