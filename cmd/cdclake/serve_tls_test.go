@@ -2,16 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdclake/cdclake/internal/pgtest"
+	"github.com/cdclake/cdclake/internal/testcert"
 )
 
 // TestServeTLS runs cdclake serve with --pg-tls-cert and --pg-tls-key: pgx
@@ -27,7 +19,7 @@ import (
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeSelfSigned(t, certFile, keyFile)
+	testcert.Write(t, certFile, keyFile)
 	if err := run(context.Background(), []string{"serve", "--lake", dir, "--pg-tls-cert", certFile}); err == nil || !strings.Contains(err.Error(), "go together") {
 		t.Errorf("--pg-tls-cert alone: %v", err)
 	}
@@ -65,34 +57,5 @@ func TestServeTLS(t *testing.T) {
 	}
 	if _, err := pgx.Connect(ctx, url+"disable"); err == nil || !strings.Contains(err.Error(), "requires TLS") {
 		t.Errorf("sslmode=disable: %v", err)
-	}
-}
-
-// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its
-// key.
-func writeSelfSigned(t *testing.T, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cdclake test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
