@@ -36,10 +36,12 @@ export CDCLAKE_VERSITYGW="$gobin/versitygw"
 
 go mod download
 # go.mod and go.sum must be tidy: direct requirements marked as such,
-# nothing unused. `go mod tidy -diff` prints the edits tidy would make.
-if tidy_diff="$(go mod tidy -diff 2>&1)"; [ -n "$tidy_diff" ]; then
+# nothing unused. `go mod tidy -diff` prints the edits tidy would make on
+# stdout and exits 1 when there are any (on stderr it may report modules
+# it downloads, which is no failure).
+if ! tidy_diff="$(go mod tidy -diff)"; then
   echo "$tidy_diff"
-  echo "test.sh: go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
+  echo "test.sh: go.mod/go.sum are not tidy (or go mod tidy failed, above): run 'go mod tidy' and commit the result" >&2
   exit 1
 fi
 go vet -tags duckdb_arrow ./...
