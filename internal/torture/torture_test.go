@@ -316,7 +316,7 @@ func (ru *run) round(ctx context.Context, n int) []string {
 	var compactor *proc
 	if on["compact_loop"] {
 		compactor = startProc(ru.t, ru.dir, fmt.Sprintf("compact-loop-%d", n), ru.bin,
-			append([]string{"compact", "--open-hour-merge-files", "3", "--orphan-age", "1h"}, ru.lakeArg...)...)
+			append([]string{"compact", "--open-hour-merge-files", "3", "--orphan-age", "1ms"}, ru.lakeArg...)...)
 	}
 	if on["kill_compact"] && compactor != nil {
 		d := time.Duration(ru.r.IntN(3000)) * time.Millisecond
