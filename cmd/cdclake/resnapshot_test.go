@@ -133,8 +133,8 @@ func checkLake(t *testing.T, ctx context.Context, lakeDir string, pg *pgtest.Clu
 	}
 }
 
-// snapshotWatermark returns the cdclake.source-lsn of items' snapshot table.
-func snapshotWatermark(t *testing.T, ctx context.Context, lakeDir string) uint64 {
+// itemsSnapshot loads items' snapshot table from the lake in lakeDir.
+func itemsSnapshot(t *testing.T, ctx context.Context, lakeDir string) *table.Table {
 	t.Helper()
 	lf := lakeFlags{lake: lakeDir}
 	cat, _, err := lf.open(ctx)
@@ -146,6 +146,13 @@ func snapshotWatermark(t *testing.T, ctx context.Context, lakeDir string) uint64
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tbl
+}
+
+// snapshotWatermark returns the cdclake.source-lsn of items' snapshot table.
+func snapshotWatermark(t *testing.T, ctx context.Context, lakeDir string) uint64 {
+	t.Helper()
+	tbl := itemsSnapshot(t, ctx, lakeDir)
 	w, err := strconv.ParseUint(tbl.Properties()[lakeformat.PropSourceLSN], 10, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -165,16 +172,7 @@ func checkSnapshotTable(t *testing.T, ctx context.Context, lakeDir string, pg *p
 	for _, r := range rows {
 		want[strings.Join(r, ",")] = true
 	}
-	lf := lakeFlags{lake: lakeDir}
-	cat, _, err := lf.open(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	tbl, err := cat.Iceberg().LoadTable(ctx, lakeformat.SnapshotIdent("shop", "public", "items"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tbl := itemsSnapshot(t, ctx, lakeDir)
 	at, err := tbl.Scan(table.WithSelectedFields("id", "name", "price")).ToArrowTable(ctx)
 	if err != nil {
 		t.Fatal(err)
